@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Varlink over AF_UNIX stream sockets: NUL-terminated JSON messages.
+ * https://varlink.org/ — a call is {"method": "iface.Method", "parameters": {...},
+ * "oneway"?: bool, "more"?: bool}; a reply is {"parameters": {...}} or
+ * {"error": "iface.ErrorName", "parameters": {...}}.
+ *
+ * The framing (varlink_frame_*) is pure and fed bytes in unit tests and the
+ * fuzzer. The server side plugs into an sd-event loop; the client side is
+ * blocking and used by cohctl.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+#include <json-c/json.h>
+#include <systemd/sd-event.h>
+
+/* Largest message either side accepts, NUL included. Larger input closes the connection. */
+#define VARLINK_MESSAGE_MAX (1U << 20)
+
+#define VARLINK_ERROR_METHOD_NOT_FOUND     "org.varlink.service.MethodNotFound"
+#define VARLINK_ERROR_INTERFACE_NOT_FOUND  "org.varlink.service.InterfaceNotFound"
+#define VARLINK_ERROR_INVALID_PARAMETER    "org.varlink.service.InvalidParameter"
+#define VARLINK_ERROR_PERMISSION_DENIED    "org.varlink.service.PermissionDenied"
+#define VARLINK_ERROR_EXPECTED_MORE        "org.varlink.service.ExpectedMore"
+
+/* ---- framing: accumulate bytes, split on NUL ---- */
+
+typedef struct VarlinkFrame {
+	char *buf;
+	size_t len;       /* bytes held */
+	size_t alloc;
+	size_t max;       /* message size limit, NUL included */
+} VarlinkFrame;
+
+void varlink_frame_init(VarlinkFrame *f, size_t max);
+void varlink_frame_done(VarlinkFrame *f);
+/* Append bytes; -EMSGSIZE when a message without NUL grows past max. */
+int varlink_frame_feed(VarlinkFrame *f, const void *data, size_t n);
+/*
+ * Take the next complete message: returns 1 and *ret_msg (malloc'd, NUL-terminated,
+ * caller frees), 0 when no complete message is buffered.
+ */
+int varlink_frame_next(VarlinkFrame *f, char **ret_msg);
+
+/*
+ * Parse one message text into a call: method name and parameters (an object;
+ * absent parameters become an empty object). -EBADMSG for anything that is not
+ * an object with a string "method", or whose "parameters" is not an object.
+ */
+typedef struct VarlinkCall {
+	char *method;
+	json_object *parameters; /* owned */
+	bool oneway;
+	bool more;
+} VarlinkCall;
+
+int varlink_call_parse(const char *text, VarlinkCall *ret);
+void varlink_call_done(VarlinkCall *c);
+
+/* ---- server ---- */
+
+typedef struct VarlinkServer VarlinkServer;
+typedef struct VarlinkConnection VarlinkConnection;
+
+/*
+ * A method handler answers exactly once, now or later (the connection is
+ * referenced until it does), with varlink_reply() or varlink_reply_error().
+ * Returning a negative errno without having replied sends
+ * org.varlink.service.InvalidParameter for -EINVAL and closes the connection
+ * for anything else.
+ */
+typedef int (*VarlinkMethodFn)(VarlinkConnection *c, json_object *parameters, void *userdata);
+
+typedef struct VarlinkMethod {
+	const char *name;  /* fully qualified, e.g. "io.coherentd.GetStatus" */
+	VarlinkMethodFn fn;
+} VarlinkMethod;
+
+typedef struct VarlinkInterface {
+	const char *name;         /* "io.coherentd" */
+	const char *description;  /* IDL text served by GetInterfaceDescription */
+} VarlinkInterface;
+
+typedef struct VarlinkServerInfo {
+	const char *vendor, *product, *version, *url;
+} VarlinkServerInfo;
+
+/*
+ * methods and interfaces are NULL-name-terminated arrays that must outlive the
+ * server. org.varlink.service.GetInfo and GetInterfaceDescription are built in.
+ */
+int varlink_server_new(sd_event *event, const VarlinkServerInfo *info,
+		       const VarlinkInterface *interfaces, const VarlinkMethod *methods,
+		       void *userdata, VarlinkServer **ret);
+/* Listen on an already bound+listening fd (socket activation); takes ownership. */
+int varlink_server_listen_fd(VarlinkServer *s, int fd);
+/* Create, bind (unlinking a stale socket) and listen on path, mode 0666. */
+int varlink_server_listen_address(VarlinkServer *s, const char *path);
+unsigned varlink_server_n_connections(VarlinkServer *s);
+VarlinkServer *varlink_server_free(VarlinkServer *s);
+
+/* Replies take ownership of parameters (may be NULL for an empty object). */
+int varlink_reply(VarlinkConnection *c, json_object *parameters);
+int varlink_reply_error(VarlinkConnection *c, const char *error, json_object *parameters);
+/* Convenience: InvalidParameter with {"parameter": name}. */
+int varlink_reply_invalid_parameter(VarlinkConnection *c, const char *name);
+/* Peer credentials captured with SO_PEERCRED at accept time. */
+int varlink_connection_get_peer(VarlinkConnection *c, pid_t *ret_pid, uid_t *ret_uid, gid_t *ret_gid);
+/* Keep / drop a connection across an asynchronous reply. */
+VarlinkConnection *varlink_connection_ref(VarlinkConnection *c);
+VarlinkConnection *varlink_connection_unref(VarlinkConnection *c);
+
+/* ---- client (blocking) ---- */
+
+typedef struct VarlinkClient VarlinkClient;
+
+/* -ENOENT / -ECONNREFUSED when nothing listens at path. */
+int varlink_client_connect(const char *path, VarlinkClient **ret);
+VarlinkClient *varlink_client_free(VarlinkClient *c);
+/*
+ * Send one call and wait for its reply. On success returns 0 with
+ * *ret_parameters (owned by caller) and *ret_error NULL; when the server
+ * answered with an error returns 0 with *ret_error (malloc'd) and its
+ * parameters. Negative errno for transport failures (-ECONNRESET, -EBADMSG, ...).
+ * timeout_usec 0 means wait forever.
+ */
+int varlink_client_call(VarlinkClient *c, const char *method, json_object *parameters,
+			uint64_t timeout_usec, json_object **ret_parameters, char **ret_error);
