@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <json-c/json.h>
 #include <systemd/sd-event.h>
@@ -34,6 +35,8 @@ typedef struct VarlinkFrame {
 	size_t len;       /* bytes held */
 	size_t alloc;
 	size_t max;       /* message size limit, NUL included */
+	size_t start;     /* bytes at the front already taken by varlink_frame_next() */
+	size_t tail;      /* length of the unterminated message at the end */
 } VarlinkFrame;
 
 void varlink_frame_init(VarlinkFrame *f, size_t max);
@@ -45,6 +48,8 @@ int varlink_frame_feed(VarlinkFrame *f, const void *data, size_t n);
  * caller frees), 0 when no complete message is buffered.
  */
 int varlink_frame_next(VarlinkFrame *f, char **ret_msg);
+/* Bytes buffered and not yet taken (complete messages plus the unterminated tail). */
+size_t varlink_frame_pending(const VarlinkFrame *f);
 
 /*
  * Parse one message text into a call: method name and parameters (an object;
@@ -62,6 +67,16 @@ int varlink_call_parse(const char *text, VarlinkCall *ret);
 void varlink_call_done(VarlinkCall *c);
 
 /* ---- server ---- */
+
+/*
+ * Defaults; see varlink_server_set_connections_max() and _set_idle_timeout().
+ * Connections beyond a limit are accepted and closed at once (the peer sees EOF).
+ * The per-UID limit does not apply to root. A connection that has not completed a
+ * call within the idle timeout (and is not waiting for a reply) is closed.
+ */
+#define VARLINK_CONNECTIONS_MAX          256U
+#define VARLINK_CONNECTIONS_PER_UID_MAX  128U
+#define VARLINK_IDLE_TIMEOUT_USEC        (60ULL * 1000000ULL)
 
 typedef struct VarlinkServer VarlinkServer;
 typedef struct VarlinkConnection VarlinkConnection;
@@ -101,6 +116,18 @@ int varlink_server_listen_fd(VarlinkServer *s, int fd);
 /* Create, bind (unlinking a stale socket) and listen on path, mode 0666. */
 int varlink_server_listen_address(VarlinkServer *s, const char *path);
 unsigned varlink_server_n_connections(VarlinkServer *s);
+/* per_uid_max 0: no per-UID limit. */
+int varlink_server_set_connections_max(VarlinkServer *s, unsigned max, unsigned per_uid_max);
+/* 0 disables the idle timeout. */
+int varlink_server_set_idle_timeout(VarlinkServer *s, uint64_t usec);
+/* Connections refused because of the limits since the server was created. */
+uint64_t varlink_server_n_refused(VarlinkServer *s);
+/*
+ * Serve an already connected socket (tests, fuzzing, Accept=yes activation); takes
+ * ownership of fd even on failure. -EBUSY when a connection limit refused it.
+ * *ret (optional) is borrowed: the server owns the connection.
+ */
+int varlink_server_add_connection(VarlinkServer *s, int fd, VarlinkConnection **ret);
 VarlinkServer *varlink_server_free(VarlinkServer *s);
 
 /* Replies take ownership of parameters (may be NULL for an empty object). */
@@ -130,3 +157,8 @@ VarlinkClient *varlink_client_free(VarlinkClient *c);
  */
 int varlink_client_call(VarlinkClient *c, const char *method, json_object *parameters,
 			uint64_t timeout_usec, json_object **ret_parameters, char **ret_error);
+/* The two halves of varlink_client_call(); a oneway call gets no reply to receive. */
+int varlink_client_send(VarlinkClient *c, const char *method, json_object *parameters, bool oneway,
+			uint64_t timeout_usec);
+int varlink_client_receive(VarlinkClient *c, uint64_t timeout_usec, json_object **ret_parameters,
+			   char **ret_error);
