@@ -36,7 +36,7 @@ Payload and machine options (run and shell):
                         (repeatable)
   --append ARGS         more kernel command line arguments
   --smp N               number of CPUs, all on node 0 (default 2)
-  --timeout SECS        limit for the whole VM (default 900; run only)
+  --timeout SECS        limit for the whole VM (run: default 900; shell: none)
   --test-timeout SECS   limit for each test (default 300)
   --log-dir DIR         where to write the logs (default: a new directory
                         under ${TMPDIR:-/tmp})
@@ -54,7 +54,7 @@ vm_parse_options() {
 	vm_tests=()
 	vm_append=
 	vm_smp=2
-	vm_timeout=900
+	vm_timeout=
 	vm_test_timeout=300
 	vm_log_dir=
 	vm_keep_log=0
@@ -105,7 +105,7 @@ vm_parse_options() {
 	done
 
 	local n
-	for n in "$vm_smp" "$vm_timeout" "$vm_test_timeout"; do
+	for n in "$vm_smp" "${vm_timeout:-1}" "$vm_test_timeout"; do
 		case $n in
 		'' | *[!0-9]* | 0) vm_die "not a positive number: '$n'" ;;
 		esac
@@ -299,6 +299,7 @@ EOF
 		echo "export COH_VM COH_VM_MODE COH_TEST_TIMEOUT COH_MODULE_DIR"
 		echo "export COH_POOL_START COH_POOL_SIZE COH_POOL_NID HOME TMPDIR"
 		echo 'export PATH=/coh/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+		# shellcheck disable=SC2016 # expanded in the guest
 		echo '[ -z "${LD_LIBRARY_PATH:-}" ] || export LD_LIBRARY_PATH'
 	} >"$vm_stage/coh/env"
 	printf '. /coh/env\nPS1="coh-vm:\\w# "\n' >"$vm_stage/etc/profile"

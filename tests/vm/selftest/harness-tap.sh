@@ -62,6 +62,7 @@ pool_env() {
 }
 
 cmdline_dollar() {
+	# shellcheck disable=SC2016 # a literal '$'
 	grep -q 'memmap=256M\$0x60000000' /proc/cmdline
 }
 
