@@ -113,3 +113,8 @@ int strv_push(char ***l, char *s);
 void strv_sort(char **l);
 DEFINE_TRIVIAL_CLEANUP_FUNC(char **, strv_free)
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
+
+/* ---- project paths ---- */
+
+/* Where coherentd listens unless told otherwise (coherentd.socket uses the same). */
+#define COHERENTD_SOCKET_PATH "/run/coherentd/io.coherentd"

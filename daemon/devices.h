@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * Device discovery from sysfs, read relative to a root directory:
+ *
+ *   /sys/devices/system/node/has_cpu, has_memory    node state lists
+ *   /sys/devices/system/node/nodeN/cpulist          fallback for has_cpu
+ *   /sys/devices/system/node/nodeN/meminfo          MemTotal, MemFree
+ *   /sys/devices/virtual/memory_tiering/memory_tierT/nodelist
+ *
+ * A NUMA node with memory and no CPUs is a device; so is every node the
+ * configuration names in a [Device] section. The parsers take text so unit
+ * tests and fuzzers feed them bytes.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conf.h"
+
+/* Node ids are below the kernel's MAX_NUMNODES, at most 1 << 10. */
+#define DEVICES_NODES_MAX 1024
+#define DEVICES_NODE_WORDS (DEVICES_NODES_MAX / 64)
+
+typedef struct Device {
+	char *name;
+	DeviceKind kind;
+	int node;                 /* -1 when the device has no node */
+	int tier;                 /* -1 when unknown */
+	uint64_t total_bytes;
+	uint64_t free_bytes;
+	bool has_low_watermark, has_high_watermark;
+	uint64_t low_watermark_bytes, high_watermark_bytes;
+	bool configured;
+} Device;
+
+typedef struct NodeInfo {
+	int id;
+	bool has_cpu;
+	bool has_memory;
+	int tier;                 /* -1 when unknown */
+	uint64_t total_bytes, free_bytes;
+} NodeInfo;
+
+/*
+ * Parse a node's meminfo ("Node 1 MemTotal:  16384 kB" lines). The node
+ * number in each line must be `node`. -EBADMSG when MemTotal or MemFree is
+ * missing or a line is malformed, -ERANGE on overflow.
+ */
+int devices_parse_node_meminfo(const char *text, int node, uint64_t *ret_total,
+			       uint64_t *ret_free);
+
+/* "memory_tier4" → 4; -EINVAL for anything else. */
+int devices_parse_tier_name(const char *name, int *ret_tier);
+
+/*
+ * Read every node under root. Nodes are returned in ascending id order.
+ * -ENOENT when root has no /sys/devices/system/node (no NUMA sysfs at all).
+ */
+int devices_read_nodes(const char *root, NodeInfo **ret, size_t *ret_n);
+
+/*
+ * Build the device list from nodes and configuration (conf may be NULL):
+ * configured devices bound to existing nodes, in configuration order, then
+ * CPU-less memory nodes that no configured device names, as "nodeN".
+ * Configured devices whose node does not exist are left out and their names
+ * returned in *ret_missing (may be NULL).
+ */
+int devices_build(const NodeInfo *nodes, size_t n_nodes, const Conf *conf,
+		  Device **ret, size_t *ret_n, char ***ret_missing);
+
+/* devices_read_nodes() + devices_build(). */
+int devices_discover(const char *root, const Conf *conf, Device **ret, size_t *ret_n,
+		     char ***ret_missing);
+
+void devices_free(Device *d, size_t n);

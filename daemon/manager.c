@@ -1,0 +1,362 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+
+#include <errno.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <systemd/sd-daemon.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+#include "manager.h"
+#include "util.h"
+
+int manager_new(Manager **ret)
+{
+	_cleanup_(manager_freep) Manager *m = NULL;
+	int r;
+
+	m = calloc(1, sizeof(*m));
+	if (!m)
+		return -ENOMEM;
+
+	r = sd_event_default(&m->event);
+	if (r < 0)
+		return r;
+	r = sd_event_now(m->event, CLOCK_MONOTONIC, &m->start_usec);
+	if (r < 0)
+		return r;
+
+	m->root = strdup("/");
+	m->config_path = strdup(CONF_FILE_DEFAULT);
+	m->socket_path = strdup(COHERENTD_SOCKET_PATH);
+	if (!m->root || !m->config_path || !m->socket_path)
+		return -ENOMEM;
+
+	*ret = TAKE_PTR(m);
+	return 0;
+}
+
+Manager *manager_free(Manager *m)
+{
+	if (!m)
+		return NULL;
+
+	varlink_server_free(m->varlink);
+	if (m->socket_bound)
+		(void) unlink(m->socket_path);
+
+	sd_event_source_disable_unref(m->sigterm_source);
+	sd_event_source_disable_unref(m->sigint_source);
+	sd_event_source_disable_unref(m->sighup_source);
+	sd_event_source_disable_unref(m->refresh_timer);
+	sd_event_unref(m->event);
+
+	devices_free(m->devices, m->n_devices);
+	conf_free(m->conf);
+	free(m->root);
+	free(m->config_path);
+	free(m->socket_path);
+	free(m);
+	return NULL;
+}
+
+static int replace_string(char **p, const char *s)
+{
+	char *c = strdup(s);
+
+	if (!c)
+		return -ENOMEM;
+	free(*p);
+	*p = c;
+	return 0;
+}
+
+int manager_set_root(Manager *m, const char *root)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+
+	/* Absolute, so GetStatus reports something unambiguous and cwd does not matter. */
+	if (!realpath(root, buf))
+		return -errno;
+	if (stat(buf, &st) < 0)
+		return -errno;
+	if (!S_ISDIR(st.st_mode))
+		return -ENOTDIR;
+	return replace_string(&m->root, buf);
+}
+
+int manager_set_config_path(Manager *m, const char *path, bool must_exist)
+{
+	m->config_must_exist = must_exist;
+	return replace_string(&m->config_path, path);
+}
+
+int manager_set_socket_path(Manager *m, const char *path)
+{
+	return replace_string(&m->socket_path, path);
+}
+
+void manager_set_conf(Manager *m, Conf *conf)
+{
+	conf_free(m->conf);
+	m->conf = conf;
+	m->report_conf_problems = true;
+
+	/* $COHERENTD_LOG_LEVEL, read by log_setup(), wins over the configuration. */
+	if (!getenv("COHERENTD_LOG_LEVEL"))
+		log_set_max_level(conf->log_level >= 0 ? conf->log_level : LOG_INFO);
+}
+
+int manager_load_conf(Manager *m, Conf **ret)
+{
+	ConfError *errors = NULL;
+	size_t n_errors = 0;
+	int r;
+
+	r = conf_load(m->config_path, m->config_must_exist, ret, &errors, &n_errors);
+	if (r == -EINVAL) {
+		for (size_t i = 0; i < n_errors; i++)
+			if (errors[i].line > 0)
+				log_error("%s:%u: %s", errors[i].file, errors[i].line,
+					  errors[i].message);
+			else
+				log_error("%s: %s", errors[i].file, errors[i].message);
+		conf_errors_free(errors, n_errors);
+		return -EINVAL;
+	}
+	if (r < 0)
+		return log_error_errno(r, "Failed to load configuration %s: %m", m->config_path);
+	return 0;
+}
+
+uint64_t manager_total_device_bytes(const Manager *m)
+{
+	uint64_t t = 0;
+
+	for (size_t i = 0; i < m->n_devices; i++)
+		t += m->devices[i].total_bytes;
+	return t;
+}
+
+uint64_t manager_free_device_bytes(const Manager *m)
+{
+	uint64_t t = 0;
+
+	for (size_t i = 0; i < m->n_devices; i++)
+		t += m->devices[i].free_bytes;
+	return t;
+}
+
+static void manager_notify_status(Manager *m)
+{
+	(void) sd_notifyf(false, "STATUS=Watching %zu device%s", m->n_devices,
+			  m->n_devices == 1 ? "" : "s");
+}
+
+int manager_refresh_devices(Manager *m)
+{
+	_cleanup_strv_free_ char **missing = NULL;
+	Device *devices = NULL;
+	size_t n = 0, old_n = m->n_devices;
+	int r;
+
+	r = devices_discover(m->root, m->conf, &devices, &n, &missing);
+	if (r < 0) {
+		/* A transient sysfs problem must not flood the journal every tick. */
+		if (!m->refresh_failed)
+			log_warning_errno(r, "Failed to read NUMA nodes under %s, keeping the "
+					  "previous device list: %m", m->root);
+		m->refresh_failed = true;
+		return r;
+	}
+	if (m->refresh_failed)
+		log_info("Reading NUMA nodes under %s works again.", m->root);
+	m->refresh_failed = false;
+
+	if (m->report_conf_problems) {
+		m->report_conf_problems = false;
+		for (char **i = missing; i && *i; i++) {
+			const ConfDevice *cd = conf_find_device(m->conf, *i);
+			log_warning("%s:%u: [Device %s] names node %d, which does not exist, ignoring.",
+				    cd->file, cd->line, cd->name, cd->node);
+		}
+		for (size_t i = 0; i < n; i++)
+			if (devices[i].has_low_watermark && devices[i].has_high_watermark &&
+			    devices[i].low_watermark_bytes > devices[i].high_watermark_bytes)
+				log_warning("Device %s: low watermark (%" PRIu64 " bytes) is above the "
+					    "high watermark (%" PRIu64 " bytes).", devices[i].name,
+					    devices[i].low_watermark_bytes,
+					    devices[i].high_watermark_bytes);
+		for (size_t i = 0; i < n; i++)
+			log_debug("Device %s: node %d, tier %d, %" PRIu64 " of %" PRIu64
+				  " bytes free.", devices[i].name, devices[i].node, devices[i].tier,
+				  devices[i].free_bytes, devices[i].total_bytes);
+	}
+
+	devices_free(m->devices, m->n_devices);
+	m->devices = devices;
+	m->n_devices = n;
+	if (n != old_n)
+		manager_notify_status(m);
+	return 0;
+}
+
+static int on_refresh_timer(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	Manager *m = userdata;
+	int r;
+
+	(void) manager_refresh_devices(m);
+
+	r = sd_event_source_set_time_relative(s, m->conf->tick_usec);
+	if (r < 0)
+		return log_error_errno(r, "Failed to re-arm the device refresh timer: %m");
+	r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+	if (r < 0)
+		return log_error_errno(r, "Failed to re-enable the device refresh timer: %m");
+	return 0;
+}
+
+int manager_reload(Manager *m)
+{
+	Conf *conf = NULL;
+	int r;
+
+	(void) sd_notify(false, "RELOADING=1\nSTATUS=Reloading configuration...");
+
+	r = manager_load_conf(m, &conf);
+	if (r < 0) {
+		log_error("Configuration %s has errors, keeping the previous configuration.",
+			  m->config_path);
+		(void) sd_notify(false, "READY=1");
+		manager_notify_status(m);
+		return r;
+	}
+	manager_set_conf(m, conf);
+	(void) manager_refresh_devices(m);
+
+	if (m->refresh_timer) {
+		r = sd_event_source_set_time_relative(m->refresh_timer, m->conf->tick_usec);
+		if (r < 0)
+			log_warning_errno(r, "Failed to reschedule the device refresh timer, "
+					  "ignoring: %m");
+	}
+	log_info("Configuration reloaded: %zu configured device%s, %zu device%s found.",
+		 m->conf->n_devices, m->conf->n_devices == 1 ? "" : "s", m->n_devices,
+		 m->n_devices == 1 ? "" : "s");
+	(void) sd_notify(false, "READY=1");
+	manager_notify_status(m);
+	return 0;
+}
+
+static int on_sighup(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	(void) manager_reload(userdata);
+	return 0;
+}
+
+static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata)
+{
+	Manager *m = userdata;
+
+	log_debug("Received %s, exiting.", strsignal((int) si->ssi_signo));
+	(void) sd_notify(false, "STOPPING=1\nSTATUS=Shutting down...");
+	return sd_event_exit(m->event, 0);
+}
+
+static int manager_listen(Manager *m, const int *fds, size_t n_fds)
+{
+	_cleanup_free_ char *dir = NULL;
+	char *slash;
+	int r;
+
+	r = varlink_server_new(m->event, &api_server_info, api_interfaces, api_methods, m,
+			       &m->varlink);
+	if (r < 0)
+		return log_error_errno(r, "Failed to create the varlink server: %m");
+
+	if (n_fds > 0) {
+		for (size_t i = 0; i < n_fds; i++) {
+			r = varlink_server_listen_fd(m->varlink, fds[i]);
+			if (r < 0)
+				return log_error_errno(r, "Failed to listen on passed socket %d: %m",
+						       fds[i]);
+		}
+		log_debug("Listening on %zu socket%s passed by the service manager.", n_fds,
+			  n_fds == 1 ? "" : "s");
+		return 0;
+	}
+
+	/* Started by hand: create the directory of the socket (/run/coherentd) if needed. */
+	dir = strdup(m->socket_path);
+	if (!dir)
+		return log_oom();
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+			return log_error_errno(errno, "Failed to create directory %s: %m", dir);
+	}
+
+	r = varlink_server_listen_address(m->varlink, m->socket_path);
+	if (r == -EEXIST)
+		return log_error_errno(r, "Failed to listen on %s: the path exists and is not a "
+				       "socket", m->socket_path);
+	if (r < 0)
+		return log_error_errno(r, "Failed to listen on %s: %m", m->socket_path);
+	m->socket_bound = true;
+	log_debug("Listening on %s.", m->socket_path);
+	return 0;
+}
+
+int manager_start(Manager *m, const int *fds, size_t n_fds)
+{
+	sigset_t mask;
+	int r;
+
+	/* sd-event's signal sources need the signals blocked. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+		return log_error_errno(errno, "Failed to block signals: %m");
+
+	r = sd_event_add_signal(m->event, &m->sigterm_source, SIGTERM, on_exit_signal, m);
+	if (r >= 0)
+		r = sd_event_add_signal(m->event, &m->sigint_source, SIGINT, on_exit_signal, m);
+	if (r >= 0)
+		r = sd_event_add_signal(m->event, &m->sighup_source, SIGHUP, on_sighup, m);
+	if (r < 0)
+		return log_error_errno(r, "Failed to install signal handlers: %m");
+
+	/* With WatchdogSec= in the unit sd-event pings the watchdog from the loop itself. */
+	r = sd_event_set_watchdog(m->event, true);
+	if (r < 0)
+		return log_error_errno(r, "Failed to enable the watchdog: %m");
+
+	r = manager_refresh_devices(m);
+	if (r < 0)
+		/* Fatal at startup: a wrong --root should not look like an empty machine. */
+		return log_error_errno(r, "Failed to discover devices under %s: %m", m->root);
+
+	r = sd_event_add_time_relative(m->event, &m->refresh_timer, CLOCK_MONOTONIC,
+				       m->conf->tick_usec, 0, on_refresh_timer, m);
+	if (r < 0)
+		return log_error_errno(r, "Failed to add the device refresh timer: %m");
+	(void) sd_event_source_set_description(m->refresh_timer, "refresh-devices");
+
+	r = manager_listen(m, fds, n_fds);
+	if (r < 0)
+		return r;
+
+	log_info("coherentd " PACKAGE_VERSION " started: %zu device%s under %s.",
+		 m->n_devices, m->n_devices == 1 ? "" : "s", m->root);
+	return 0;
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#pragma once
+
+/*
+ * The daemon's state and its sd-event loop: signals (SIGTERM/SIGINT exit,
+ * SIGHUP reloads the configuration), the device refresh timer, the varlink
+ * server and sd_notify. Everything the API reports is read from here.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "conf.h"
+#include "devices.h"
+#include "varlink.h"
+
+typedef struct Manager {
+	sd_event *event;
+
+	char *root;               /* absolute path of the sysfs/procfs root, "/" normally */
+	char *config_path;
+	bool config_must_exist;   /* false for the built-in default path */
+	char *socket_path;        /* where we bind when not socket-activated */
+	bool socket_bound;        /* we created socket_path: unlink it on exit */
+
+	Conf *conf;
+
+	Device *devices;
+	size_t n_devices;
+	bool refresh_failed;      /* last refresh failed; log only transitions */
+	bool report_conf_problems;/* log missing configured devices on the next refresh */
+
+	VarlinkServer *varlink;
+
+	sd_event_source *sigterm_source, *sigint_source, *sighup_source;
+	sd_event_source *refresh_timer;
+
+	uint64_t start_usec;      /* CLOCK_MONOTONIC */
+} Manager;
+
+int manager_new(Manager **ret);
+Manager *manager_free(Manager *m);
+DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free)
+
+/* Settings from the command line; copies the strings. */
+int manager_set_root(Manager *m, const char *root);
+int manager_set_config_path(Manager *m, const char *path, bool must_exist);
+int manager_set_socket_path(Manager *m, const char *path);
+
+/* Take over a parsed configuration (applies LogLevel=). */
+void manager_set_conf(Manager *m, Conf *conf);
+
+/*
+ * Load the configuration from config_path, logging each problem as
+ * "FILE:LINE: message". -EINVAL when the configuration has errors.
+ */
+int manager_load_conf(Manager *m, Conf **ret);
+
+/* Re-read the devices; on failure the previous list is kept. */
+int manager_refresh_devices(Manager *m);
+
+/* SIGHUP: load the configuration again; a bad one is reported and the old one kept. */
+int manager_reload(Manager *m);
+
+/*
+ * Discover devices, listen on fds (socket activation; n_fds 0: bind
+ * socket_path), install signal handlers and the refresh timer, enable the
+ * watchdog. Then run sd_event_loop() and send READY=1.
+ */
+int manager_start(Manager *m, const int *fds, size_t n_fds);
+
+uint64_t manager_total_device_bytes(const Manager *m);
+uint64_t manager_free_device_bytes(const Manager *m);
