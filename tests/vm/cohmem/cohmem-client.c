@@ -881,6 +881,8 @@ static void coh_victim_main(int cmd_fd, int rsp_fd, size_t npages, uint64_t seed
 	buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (buf == MAP_FAILED)
 		_exit(2);
+	/* 4 KiB pages: exact counts do not depend on THP placement */
+	madvise(buf, len, MADV_NOHUGEPAGE);
 	coh_fill(buf, npages, seed);
 	res = (int64_t)(uintptr_t)buf;
 	if (write(rsp_fd, &res, sizeof(res)) != sizeof(res))

@@ -153,6 +153,7 @@ int main(void)
 	P = env.pool.id;
 	buf = mmap(NULL, n * COH_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		   -1, 0);
+	madvise(buf, n * COH_PAGE_SIZE, MADV_NOHUGEPAGE);
 	coh_fill(buf, n, 7);
 	free0 = coh_env_free(&env);
 

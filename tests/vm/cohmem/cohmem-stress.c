@@ -190,6 +190,7 @@ int main(void)
 		return tap_finish();
 	buf = mmap(NULL, NPAGES * COH_PAGE_SIZE, PROT_READ | PROT_WRITE,
 		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	madvise(buf, NPAGES * COH_PAGE_SIZE, MADV_NOHUGEPAGE);
 	for (p = 0; p < NPAGES; p++)
 		page_write(buf + p * COH_PAGE_SIZE, p, 0);
 

@@ -46,6 +46,7 @@ int main(void)
 	       r, (unsigned long long)k.migrated);
 	buf = mmap(NULL, m * COH_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		   -1, 0);
+	madvise(buf, m * COH_PAGE_SIZE, MADV_NOHUGEPAGE);
 	coh_fill(buf, m, 202);
 	r = coh_migrate(env.c, getpid(), (uintptr_t)buf, m * COH_PAGE_SIZE, env.pool.id, &k);
 	tap_ok(r == 0 && k.migrated == m, "own %zu pages in the pool (r=%d)", m, r);
