@@ -15,7 +15,7 @@
 #   not ok ...              -> failed (also with # TODO or # SKIP: strict)
 #   exit 77 or 4, no points -> the whole test counts as 1 skipped
 #   exit 77 or 4 after some points: the planned points not reported are skipped
-#   1..0 # SKIP, no points  -> 1 skipped
+#   1..0 [# SKIP why], no points -> 1 skipped
 #   otherwise one more failure for a test that has no plan, more or fewer
 #   points than planned, points out of order, "Bail out!", exit status
 #   non-zero without any "not ok", a timeout, or no end record (VM died).
@@ -66,11 +66,13 @@ function tap_line(line,    rest, num, word) {
 		rest = line
 		sub(/^1\.\./, "", rest)
 		plan = rest + 0
-		if (plan == 0 && tolower(line) ~ /#[ \t]*skip/) {
+		if (plan == 0) {
+			# "1..0 # SKIP reason": nothing was run.
 			plan_skip = line
-			sub(/^[^#]*#[ \t]*[Ss][Kk][Ii][Pp][^ \t]*[ \t]*/, "", plan_skip)
-			if (plan_skip == "")
-				plan_skip = "no reason given"
+			if (tolower(line) ~ /#[ \t]*skip/)
+				sub(/^[^#]*#[ \t]*[Ss][Kk][Ii][Pp][^ \t]*[ \t]*/, "", plan_skip)
+			if (plan_skip == "" || plan_skip == line)
+				plan_skip = "plan 1..0, no reason given"
 		}
 		return
 	}
@@ -113,7 +115,7 @@ function end_test(status, timed_out,    missing, skipstatus, verdict, msg) {
 	if (timed_out)
 		problem("killed after the per-test timeout (" describe_status(status) ")")
 
-	if (nres == 0 && problems == "" && (skipstatus || (plan == 0 && plan_skip != ""))) {
+	if (nres == 0 && problems == "" && (skipstatus || (plan == 0 && status == 0))) {
 		msg = skipstatus ? "exit status " status " without results" : plan_skip
 		print "SKIP " name ": " msg
 		skipped++

@@ -111,12 +111,25 @@ exit 4
 EOF
 )
 
-vm_run good "$here/harness-tap.sh" "$work/numa-tap" "$skip77" "$skipplan" "$skippoint" "$skip4"
+payload=$(case_script payload.sh <<'EOF'
+#!/bin/sh
+echo "1..3"
+[ "$(command -v numa-tap)" = /coh/bin/numa-tap ] && r=ok || r="not ok"
+echo "$r 1 - --bin puts numa-tap in /coh/bin, on PATH"
+numa-tap >/dev/null && r=ok || r="not ok"
+echo "$r 2 - numa-tap runs from /coh/bin"
+cmp -s /etc/coh-extra/harness-tap.sh /coh/tests/harness-tap.sh && r=ok || r="not ok"
+echo "$r 3 - --file copies a file to its destination"
+EOF
+)
+
+vm_run good --bin "$work/numa-tap" --file "$here/harness-tap.sh:/etc/coh-extra/harness-tap.sh" \
+	"$here/harness-tap.sh" "$work/numa-tap" "$payload" "$skip77" "$skipplan" "$skippoint" "$skip4"
 tap "$rc" "a good run exits 0"
-# harness-tap 12 + numa-tap 7 + skip-point 1 + skip4 1 passed;
+# harness-tap 12 + numa-tap 7 + payload 3 + skip-point 1 + skip4 1 passed;
 # skip77 1 + skip-plan 1 + skip-point 1 + skip4 2 skipped.
-[ "$(last_line good)" = "21 passed, 0 failed, 5 skipped" ]
-tap $? "a good run counts skips apart from passes (21 passed, 0 failed, 5 skipped)"
+[ "$(last_line good)" = "24 passed, 0 failed, 5 skipped" ]
+tap $? "a good run counts skips apart from passes (24 passed, 0 failed, 5 skipped)"
 
 # --- 2. bad TAP ------------------------------------------------------------
 bad=()
