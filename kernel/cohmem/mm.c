@@ -365,7 +365,9 @@ static void cohmem_migrate_batch(struct cohmem_mig *m,
 	m->base = start;
 	m->nr_movable = 0;
 	m->nr_other_pool = 0;
-	memset(m->kind, COHMEM_K_HOLE, n);
+	/* an untouched page of a file mapping is the file's */
+	memset(m->kind, vma_is_anonymous(vma) ? COHMEM_K_HOLE : COHMEM_K_FILE,
+	       n);
 	cohmem_walk_range(&m->walk, start, end);
 
 	if (!m->nr_movable ||
@@ -534,10 +536,11 @@ int cohmem_migrate(struct mm_struct *mm, u64 start, u64 length, u32 dest,
 			res->unmovable += (bend - addr) >> PAGE_SHIFT;
 		else if (vma->vm_flags & VM_SHARED)
 			res->shared += (bend - addr) >> PAGE_SHIFT;
-		else if (!vma_is_anonymous(vma))
-			res->file += (bend - addr) >> PAGE_SHIFT;
-		else
+		else if (vma_is_anonymous(vma) || vma->vm_file)
+			/* private file mappings: only COW-ed pages move */
 			cohmem_migrate_batch(m, vma, addr, bend);
+		else
+			res->file += (bend - addr) >> PAGE_SHIFT;
 		mmap_read_unlock(mm);
 		addr = bend;
 		cond_resched();
