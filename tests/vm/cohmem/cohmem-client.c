@@ -454,6 +454,14 @@ int coh_monitor_open(struct coh_client **ret)
 	return 0;
 }
 
+/* Notifications carry sequence number 0. */
+static int coh_any_seq_cb(struct nl_msg *msg, void *arg)
+{
+	(void)msg;
+	(void)arg;
+	return NL_OK;
+}
+
 int coh_monitor_next(struct coh_client *c, int timeout_ms, struct coh_reply *ret)
 {
 	struct pollfd pfd = { .fd = nl_socket_get_fd(c->sk), .events = POLLIN };
@@ -469,7 +477,7 @@ int coh_monitor_next(struct coh_client *c, int timeout_ms, struct coh_reply *ret
 	cb = nl_cb_alloc(NL_CB_DEFAULT);
 	if (!cb)
 		return -ENOMEM;
-	nl_cb_set(cb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, coh_done_cb, &r);
+	nl_cb_set(cb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, coh_any_seq_cb, NULL);
 	nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, coh_parse_msg, ret);
 	r = nl_recvmsgs(c->sk, cb);
 	nl_cb_put(cb);

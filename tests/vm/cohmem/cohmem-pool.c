@@ -16,7 +16,7 @@
 
 #include "cohmem-client.h"
 
-#define PLAN 33
+#define PLAN 35
 
 /* Loads with @params, expecting refusal: module not loaded afterwards, a log line. */
 static void expect_refused(const char *params, const char *why)
@@ -130,6 +130,9 @@ int main(void)
 	/* no RAM and no reservation behind the range: would read back zeros */
 	snprintf(params, sizeof(params), "pools=bad:64M@0x100000000:%d", nid);
 	expect_refused(params, "nothing behind the range");
+	/* firmware says reserved (e820 hole at 0xfd00000000), but no memory answers */
+	snprintf(params, sizeof(params), "pools=bad:64M@0xfd00000000:%d", nid);
+	expect_refused(params, "reserved but nothing behind it");
 	/* System RAM */
 	snprintf(params, sizeof(params), "pools=bad:64M@0x10000000:%d", nid);
 	expect_refused(params, "System RAM");
