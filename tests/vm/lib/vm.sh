@@ -308,6 +308,7 @@ EOF
 		cpio --null -o -H newc -R 0:0 --quiet) | gzip -1 >"$output" ||
 		vm_die "cannot build the initramfs"
 	rm -rf "$vm_stage"
+	vm_stage=
 }
 
 # vm_resolve_kernel: sets vm_vmlinuz.
