@@ -293,7 +293,6 @@ static char *conf_reader(char *str, int num, void *stream)
 	if (num <= 2 || len > (size_t) num - 2) {
 		/* inih would split the line and parse its tail as a line of its own. */
 		ctx_error(ctx, "line too long (more than %d characters)", num - 3);
-		ctx->section = SECTION_INVALID;
 		/* Hand inih a blank line so parsing continues with the next one. */
 		str[0] = '\n';
 		str[1] = '\0';

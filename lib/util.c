@@ -451,8 +451,9 @@ int read_file(const char *path, size_t max, char **ret, size_t *ret_size)
 			size_t na = alloc ? alloc * 2 : 4096;
 			char *nb;
 
-			if (na > max + 1)
-				na = max + 1;
+			/* max bytes, one more to see a file is too large, and the NUL. */
+			if (na > max + 2)
+				na = max + 2;
 			if (na <= alloc)
 				return -EFBIG;
 			nb = realloc(buf, na);
