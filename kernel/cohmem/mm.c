@@ -18,7 +18,10 @@
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/slab.h>
+#include <linux/smp.h>
 #include <linux/swapops.h>
+
+#include <asm/tlbflush.h>
 
 #include "cohmem.h"
 
@@ -32,6 +35,7 @@
 struct cohmem_walk {
 	struct mm_struct *mm;
 	bool clear_young;
+	unsigned long nr_cleared;
 	/* every non-none PTE, with the PTE lock held */
 	void (*pte)(struct cohmem_walk *w, unsigned long addr, pte_t pte);
 	/* a present huge PMD or PUD covering [addr, end) */
@@ -41,12 +45,13 @@ struct cohmem_walk {
 
 /*
  * x86's ptep_test_and_clear_young() and pmdp_test_and_clear_young() are out
- * of line and not exported; this is their body. Like the kernel's reclaim
- * path on x86 (ptep_clear_flush_young()), no TLB flush follows.
+ * of line and not exported; this is their body. The TLB is flushed once per
+ * SAMPLE request, see cohmem_sample().
  */
-static bool cohmem_clear_young(void *entry)
+static void cohmem_clear_young(struct cohmem_walk *w, void *entry)
 {
-	return test_and_clear_bit(_PAGE_BIT_ACCESSED, (unsigned long *)entry);
+	if (test_and_clear_bit(_PAGE_BIT_ACCESSED, (unsigned long *)entry))
+		w->nr_cleared++;
 }
 
 static void cohmem_walk_pmds(struct cohmem_walk *w, pud_t *pud,
@@ -77,7 +82,7 @@ again:
 			}
 			young = pmd_young(val);
 			if (young && w->clear_young)
-				cohmem_clear_young(pmd);
+				cohmem_clear_young(w, pmd);
 			w->huge(w, addr, next, pmd_pfn(val) +
 				((addr & ~PMD_MASK) >> PAGE_SHIFT), young);
 			spin_unlock(ptl);
@@ -94,7 +99,7 @@ again:
 				continue;
 			w->pte(w, addr, v);
 			if (w->clear_young && pte_present(v) && pte_young(v))
-				cohmem_clear_young(&pte->pte);
+				cohmem_clear_young(w, &pte->pte);
 		}
 		pte_unmap_unlock(start_pte, ptl);
 	}
@@ -704,6 +709,11 @@ static void cohmem_sample_huge(struct cohmem_walk *w, unsigned long addr,
 	sw->nr_young += n;
 }
 
+static void cohmem_flush_tlb_local(void *unused)
+{
+	__flush_tlb_all();
+}
+
 /**
  * cohmem_sample() - read (and optionally clear) the accessed bits of a range
  * @mm: address space, referenced by the caller
@@ -733,6 +743,14 @@ int cohmem_sample(struct mm_struct *mm, u64 start, u64 length, bool clear,
 	int r;
 
 	r = cohmem_walk_vmas(mm, &sw.walk, start, start + length, extack);
+	/*
+	 * A CPU sets the accessed bit only when it loads a translation into
+	 * its TLB, so a cleared bit stays clear while a stale entry lives.
+	 * flush_tlb_mm_range() is not exported, and with PCIDs a CPU that ran
+	 * the process earlier may still hold its entries: flush every TLB.
+	 */
+	if (sw.walk.nr_cleared)
+		on_each_cpu(cohmem_flush_tlb_local, NULL, 1);
 	*nr_young = sw.nr_young;
 	return r;
 }
