@@ -1,7 +1,7 @@
 #!/bin/bash
 # check-harness.sh - host-side self-test of tests/vm/run.  Prints TAP.
 #
-# Boots the VM four times and checks that the harness
+# Boots the VM five times and checks that the harness
 #   1. passes a good run and counts passes and skips apart, with a dynamically
 #      linked libnuma test (library copying, node 1 memory-only);
 #   2. fails bad TAP: not ok, no plan, short plan, crash, non-zero exit,
@@ -9,7 +9,8 @@
 #   3. fails a run whose TAP all passed but whose kernel WARNed (a module
 #      built here from warn-module/ and loaded with --module);
 #   4. fails a run whose kernel panicked before the end marker, showing the
-#      tail of the console.
+#      tail of the console;
+#   5. fails a run whose guest hangs, killing it after --timeout.
 # Needs qemu-system-x86_64, busybox-static, a C compiler, libnuma-dev and the
 # kernel headers; exits 77 (skip) when one of them is missing.
 #
@@ -76,7 +77,7 @@ last_line() {
 	tail -n 1 "$work/$1.out"
 }
 
-echo "1..11"
+echo "1..12"
 
 # --- 1. a good run ---------------------------------------------------------
 "$cc" -std=gnu11 -Wall -Wextra -O2 -o "$work/numa-tap" "$here/numa-tap.c" -lnuma
@@ -237,5 +238,20 @@ vm_run panic "$panic"
 tap $? "a kernel panic fails the run: no end marker (exit $rc)"
 grep -q 'Kernel panic' "$work/panic.out" && grep -q 'Last lines of the serial console' "$work/panic.out"
 tap $? "the tail of the console with the panic is shown"
+
+# --- 5. a guest that never finishes ----------------------------------------
+stuck=$(case_script stuck.sh <<'EOF'
+#!/bin/sh
+echo "1..1"
+echo "# sleeping past the VM timeout"
+sleep 100000
+EOF
+)
+# The per-test timeout is far beyond the VM timeout: only the latter can end
+# this run, however fast or slow the host is.
+vm_run stuck --timeout 25 --test-timeout 3000 "$stuck"
+[ "$rc" = 1 ] && grep -q 'killed after the VM timeout of 25s' "$work/stuck.out" &&
+	grep -q '^FAIL stuck.sh: .*did not finish' "$work/stuck.out"
+tap $? "a guest that hangs is killed by the VM timeout and fails the run (exit $rc)"
 
 [ "$failures" = 0 ]
