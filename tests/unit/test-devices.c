@@ -172,7 +172,7 @@ static void test_discover_fixtures(void **state)
 	check_devices("cxl-tier", NULL, cxl, ELEMENTSOF(cxl));
 
 	for (int i = 0; i < 8; i++) {
-		static char names[8][8];
+		static char names[8][16];
 
 		snprintf(names[i], sizeof(names[i]), "node%d", i + 2);
 		eight[i] = (ExpectedDevice) {
