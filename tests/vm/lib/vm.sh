@@ -320,7 +320,7 @@ vm_resolve_kernel() {
 	case $vm_kernel in
 	*/*) vm_die "no such kernel image: $vm_kernel" ;;
 	esac
-	vm_vmlinuz=$("$vm_dir/fetch-kernel" "$vm_kernel") ||
+	vm_vmlinuz=$("$vm_dir/fetch-kernel" --boot-image "$vm_kernel") ||
 		vm_die "cannot get the $vm_kernel kernel (tests/vm/fetch-kernel $vm_kernel failed)"
 }
 
