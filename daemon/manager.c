@@ -5,7 +5,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
 #include <unistd.h>
@@ -270,6 +272,21 @@ static int on_exit_signal(sd_event_source *s, const struct signalfd_siginfo *si,
 	return sd_event_exit(m->event, 0);
 }
 
+/* 1 when something accepts connections on path, 0 otherwise. */
+static int socket_is_alive(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	_cleanup_close_ int fd = -EBADF;
+
+	if (strlen(path) >= sizeof(sa.sun_path))
+		return 0;   /* listen_address() reports the bad path */
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	return connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0;
+}
+
 static int manager_listen(Manager *m, const int *fds, size_t n_fds)
 {
 	_cleanup_free_ char *dir = NULL;
@@ -303,6 +320,12 @@ static int manager_listen(Manager *m, const int *fds, size_t n_fds)
 		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
 			return log_error_errno(errno, "Failed to create directory %s: %m", dir);
 	}
+
+	/* listen_address() replaces a stale socket; a live one belongs to another daemon. */
+	r = socket_is_alive(m->socket_path);
+	if (r > 0)
+		return log_error_errno(EADDRINUSE, "Failed to listen on %s: another process is "
+				       "listening there already", m->socket_path);
 
 	r = varlink_server_listen_address(m->varlink, m->socket_path);
 	if (r == -EEXIST)
