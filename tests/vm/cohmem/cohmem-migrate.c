@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/io_uring.h>
+#include <linux/mempolicy.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@
 
 #include "cohmem-client.h"
 
-#define PLAN 76
+#define PLAN 78
 
 static struct coh_env env;
 static uint32_t P;
@@ -146,6 +147,31 @@ static void test_cpu_access(void)
 	coh_fill(buf, n, 12);
 	tap_ok(coh_check(buf, n, 12) == 0 && in_pool(getpid(), (uintptr_t)buf, n) == n,
 	       "cpu: writes land and do not migrate pages out of the pool");
+	{
+		/* zone-device pages are invisible to move_pages(2): -ENOENT, not moved */
+		void *pages[256];
+		int nodes[256], status[256], bad_q = 0, bad_m = 0;
+		long rq, rm;
+
+		for (i = 0; i < n; i++) {
+			pages[i] = buf + i * COH_PAGE_SIZE;
+			nodes[i] = 0;
+			status[i] = 12345;
+		}
+		rq = syscall(SYS_move_pages, 0, n, pages, NULL, status, 0);
+		for (i = 0; i < n; i++)
+			bad_q += status[i] != -ENOENT;
+		tap_ok(rq == 0 && bad_q == 0,
+		       "cpu: move_pages(2) query reports pool pages as -ENOENT (r=%ld, %d others, "
+		       "status[0]=%d)", rq, bad_q, status[0]);
+		rm = syscall(SYS_move_pages, 0, n, pages, nodes, status, MPOL_MF_MOVE);
+		for (i = 0; i < n; i++)
+			bad_m += status[i] != -ENOENT;
+		tap_ok(rm == 0 && bad_m == 0 && in_pool(getpid(), (uintptr_t)buf, n) == n &&
+		       coh_check(buf, n, 12) == 0,
+		       "cpu: move_pages(2) cannot move them: -ENOENT, still in the pool (r=%ld, %d others)",
+		       rm, bad_m);
+	}
 	munmap(buf, n * COH_PAGE_SIZE);
 	(void)sink;
 }

@@ -35,6 +35,8 @@ Payload and machine options (run and shell):
   --file SRC:DEST       extra file or directory at DEST in the guest
                         (repeatable)
   --append ARGS         more kernel command line arguments
+  --env NAME=VALUE      one more environment variable for the tests
+                        (repeatable)
   --smp N               number of CPUs, all on node 0 (default 2)
   --timeout SECS        limit for the whole VM (run: default 900; shell: none)
   --test-timeout SECS   limit for each test (default 300)
@@ -51,6 +53,7 @@ vm_parse_options() {
 	vm_modules=()
 	vm_bins=()
 	vm_files=()
+	vm_envs=()
 	vm_tests=()
 	vm_append=
 	vm_smp=2
@@ -69,8 +72,8 @@ vm_parse_options() {
 			val=${opt#*=}
 			opt=${opt%%=*}
 			;;
-		--kernel | --module | --bin | --file | --append | --smp | --timeout | \
-			--test-timeout | --log-dir)
+		--kernel | --module | --bin | --file | --env | --append | --smp | \
+			--timeout | --test-timeout | --log-dir)
 			[ $# -ge 2 ] || vm_die "$opt needs an argument"
 			val=$2
 			shift
@@ -82,6 +85,16 @@ vm_parse_options() {
 		--module) vm_modules+=("$val") ;;
 		--bin) vm_bins+=("$val") ;;
 		--file) vm_files+=("$val") ;;
+		--env)
+			case $val in
+			[A-Za-z_]*=*) ;;
+			*) vm_die "--env wants NAME=VALUE: $val" ;;
+			esac
+			case ${val%%=*} in
+			*[!A-Za-z0-9_]*) vm_die "--env: bad variable name: ${val%%=*}" ;;
+			esac
+			vm_envs+=("$val")
+			;;
 		--append) vm_append="$vm_append $val" ;;
 		--smp) vm_smp=$val ;;
 		--timeout) vm_timeout=$val ;;
@@ -296,6 +309,12 @@ EOF
 		if [ -n "$(ls -A "$vm_stage/coh/lib")" ]; then
 			echo "LD_LIBRARY_PATH=/coh/lib"
 		fi
+		for f in "${vm_envs[@]}"; do
+			name=${f%%=*}
+			val=${f#*=}
+			# Single-quoted for the guest's sh: ' becomes '\''.
+			printf "%s='%s'\nexport %s\n" "$name" "${val//\'/\'\\\'\'}" "$name"
+		done
 		echo "export COH_VM COH_VM_MODE COH_TEST_TIMEOUT COH_MODULE_DIR"
 		echo "export COH_POOL_START COH_POOL_SIZE COH_POOL_NID HOME TMPDIR"
 		echo 'export PATH=/coh/bin:/usr/sbin:/usr/bin:/sbin:/bin'

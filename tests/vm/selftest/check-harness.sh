@@ -18,7 +18,7 @@
 
 set -u
 
-here=$(cd "$(dirname "$0")" && pwd) || exit 99
+here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd) || exit 99
 vm=$(cd "$here/.." && pwd) || exit 99
 keep=0
 [ "${1:-}" != --keep ] || keep=1

@@ -2,7 +2,7 @@
 # check-results.sh - unit test of tests/vm/lib/results.awk, the parser of the
 # VM's results channel, on hand-written logs.  No VM is booted.  Prints TAP.
 
-here=$(cd "$(dirname "$0")" && pwd) || exit 99
+here=$(cd "$(dirname "$(readlink -f "$0")")" && pwd) || exit 99
 awk_script=$here/../lib/results.awk
 
 n=0
