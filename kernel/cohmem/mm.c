@@ -12,6 +12,7 @@
 #include <linux/mm.h>
 #include <linux/mmap_lock.h>
 #include <linux/pgtable.h>
+#include <linux/rcupdate.h>
 #include <linux/pid.h>
 #include <linux/rmap.h>
 #include <linux/sched/mm.h>
@@ -54,6 +55,50 @@ static void cohmem_clear_young(struct cohmem_walk *w, void *entry)
 		w->nr_cleared++;
 }
 
+/*
+ * pte_offset_map_lock(). Since 6.5 a PTE table can be freed under RCU while
+ * mmap_lock is held for reading, and the helper behind it is not exported:
+ * this is its logic, map under RCU and check that the PMD did not change
+ * once the lock is held. NULL means: look at the PMD again.
+ */
+static pte_t *cohmem_pte_map_lock(struct mm_struct *mm, pmd_t *pmd,
+				  unsigned long addr, spinlock_t **ptlp)
+{
+#ifdef COHMEM_PTE_RCU
+	spinlock_t *ptl;
+	pmd_t val;
+
+	rcu_read_lock();
+	val = pmdp_get_lockless(pmd);
+	if (pmd_none(val) || !pmd_present(val) || pmd_trans_huge(val) ||
+	    pmd_devmap(val) || pmd_bad(val)) {
+		rcu_read_unlock();
+		return NULL;
+	}
+	ptl = pte_lockptr(mm, &val);
+	spin_lock(ptl);
+	if (!pmd_same(val, pmdp_get_lockless(pmd))) {
+		spin_unlock(ptl);
+		rcu_read_unlock();
+		return NULL;
+	}
+	*ptlp = ptl;
+	return pte_offset_kernel(&val, addr);
+#else
+	return pte_offset_map_lock(mm, pmd, addr, ptlp);
+#endif
+}
+
+static void cohmem_pte_unmap_unlock(pte_t *pte, spinlock_t *ptl)
+{
+#ifdef COHMEM_PTE_RCU
+	spin_unlock(ptl);
+	rcu_read_unlock();
+#else
+	pte_unmap_unlock(pte, ptl);
+#endif
+}
+
 static void cohmem_walk_pmds(struct cohmem_walk *w, pud_t *pud,
 			     unsigned long addr, unsigned long end)
 {
@@ -91,7 +136,9 @@ again:
 		if (pmd_bad(val))
 			continue;
 
-		start_pte = pte_offset_map_lock(w->mm, pmd, addr, &ptl);
+		start_pte = cohmem_pte_map_lock(w->mm, pmd, addr, &ptl);
+		if (!start_pte)
+			goto again;
 		for (pte = start_pte; addr < next; pte++, addr += PAGE_SIZE) {
 			pte_t v = *pte;
 
@@ -101,7 +148,7 @@ again:
 			if (w->clear_young && pte_present(v) && pte_young(v))
 				cohmem_clear_young(w, &pte->pte);
 		}
-		pte_unmap_unlock(start_pte, ptl);
+		cohmem_pte_unmap_unlock(start_pte, ptl);
 	}
 }
 
@@ -133,7 +180,7 @@ static void cohmem_walk_range(struct cohmem_walk *w, unsigned long addr,
 				pud_next = pud_addr_end(addr, p4d_next);
 				if (pud_none(val) || !pud_present(val))
 					continue;
-				if (pud_large(val)) {
+				if (pud_leaf(val)) {
 					w->huge(w, addr, pud_next, pud_pfn(val) +
 						((addr & ~PUD_MASK) >> PAGE_SHIFT),
 						pud_young(val));
@@ -266,6 +313,16 @@ static void cohmem_tally(struct cohmem_migrate_result *res, u8 kind, u64 n)
 	}
 }
 
+/* Page table mappings of a page or, for a huge page, of its folio. */
+static int cohmem_mapcount(struct page *page)
+{
+#ifdef COHMEM_FOLIO_MAPCOUNT
+	return folio_mapcount(page_folio(page));
+#else
+	return page_mapcount(page);
+#endif
+}
+
 static u8 cohmem_classify(struct cohmem_mig *m, unsigned long pfn)
 {
 	struct cohmem_pool *pool;
@@ -291,7 +348,7 @@ static u8 cohmem_classify(struct cohmem_mig *m, unsigned long pfn)
 	}
 	if (!PageAnon(page))
 		return COHMEM_K_FILE;
-	if (PageKsm(page) || page_mapcount(page) > 1)
+	if (PageKsm(page) || cohmem_mapcount(page) > 1)
 		return COHMEM_K_SHARED;
 	if (pool)
 		m->nr_other_pool++;
@@ -332,7 +389,7 @@ static void cohmem_mig_huge(struct cohmem_walk *w, unsigned long addr,
 		kind = COHMEM_K_ALREADY;
 	else if (!PageAnon(head))
 		kind = COHMEM_K_FILE;
-	else if (page_mapcount(head) > 1)
+	else if (cohmem_mapcount(head) > 1)
 		kind = COHMEM_K_SHARED;
 	else
 		kind = COHMEM_K_MOVABLE;
