@@ -12,8 +12,13 @@ VM_POOL_SIZE=256M
 VM_POOL_NID=1
 # The '$' must reach the kernel as is: it is single-quoted here and the
 # command line is passed to QEMU as one argument, never re-evaluated.
+# The stall and lockup detectors measure wall-clock time, which a loaded host
+# stretches under TCG: their limits are raised to the maximum (300 s, 60 s ->
+# 120 s soft lockup) so only a real hang trips them; /init raises the hung
+# task limit to 600 s, below the default VM timeout of 900 s.
 # shellcheck disable=SC2016
 VM_CMDLINE_BASE='console=ttyS0 memmap=256M$0x60000000 panic=-1 quiet'
+VM_CMDLINE_BASE+=' rcupdate.rcu_cpu_stall_timeout=300 watchdog_thresh=60'
 
 vm_die() {
 	printf '%s: %s\n' "$prog" "$*" >&2
