@@ -517,6 +517,10 @@ static void cohmem_migrate_batch(struct cohmem_mig *m,
 		m->pending[i] = true;
 	}
 
+	/* migrate_vma collects the whole span; never lose a page's count */
+	for (i = first + args.npages; i <= last; i++)
+		cohmem_tally(m->res, m->kind[i], 1);
+
 	migrate_vma_pages(&args);
 
 	for (i = 0; i < args.npages; i++) {
