@@ -30,7 +30,7 @@ enum {
 	COHCTL_EXIT_UNAVAILABLE = EX_UNAVAILABLE, /* 69: daemon not reachable or not answering */
 };
 
-#define COHCTL_DEFAULT_SOCKET "/run/coherentd/io.coherentd"
+#define COHCTL_DEFAULT_SOCKET COHERENTD_SOCKET_PATH  /* util.h, shared with the daemon */
 #define COHCTL_DEFAULT_TIMEOUT_USEC (25 * USEC_PER_SEC)
 
 typedef enum JsonMode {
