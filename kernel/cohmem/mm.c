@@ -528,8 +528,17 @@ static void cohmem_migrate_batch(struct cohmem_mig *m,
 
 		if (!m->pending[i])
 			continue;
-		cohmem_mig_count(m, cohmem_pool_by_pfn(page_to_pfn(spage)),
-				 m->src[i] & MIGRATE_PFN_MIGRATE);
+		/*
+		 * The isolation check of migrate_vma_setup() lets a device
+		 * page with one foreign reference through; the move then
+		 * fails on the reference count. Unmapped and locked, the page
+		 * holds only our reference unless someone pins it.
+		 */
+		if (!(m->src[i] & MIGRATE_PFN_MIGRATE) && page_count(spage) > 1)
+			m->res->pinned++;
+		else
+			cohmem_mig_count(m, cohmem_pool_by_pfn(page_to_pfn(spage)),
+					 m->src[i] & MIGRATE_PFN_MIGRATE);
 	}
 
 	migrate_vma_finalize(&args);
