@@ -5,6 +5,11 @@
  * same boot, with memcpy of the same bytes as a ceiling. Runs as root in the
  * test VM and loads cohmem.ko itself. See bench/README.md.
  *
+ * Output is TAP (tests/vm/run runs it like a test): the figures and ratio
+ * lines are diagnostics ("# ratio cohmem_migrate/move_pages: 1.60"); the
+ * points only say that every round moved every page and the data survived,
+ * never how fast.
+ *
  * Usage: cohmem-bench [-n PAGES] [-r ROUNDS]
  */
 #define _GNU_SOURCE
@@ -84,7 +89,7 @@ static double migrate_all(struct coh_client *c, char *buf, size_t n, uint32_t de
 	r = coh_migrate(c, getpid(), (uintptr_t)buf, n * COH_PAGE_SIZE, dest, &k);
 	t = now() - t;
 	if (r < 0 || k.migrated != n) {
-		fprintf(stderr, "cohmem-bench: MIGRATE: r=%d migrated %llu of %zu\n", r,
+		tap_diag("cohmem-bench: MIGRATE: r=%d migrated %llu of %zu", r,
 			(unsigned long long)k.migrated, n);
 		return -1;
 	}
@@ -126,15 +131,10 @@ int main(int argc, char **argv)
 		return 77;
 	}
 	r = coh_env_setup(&env, "bench", NULL);
-	if (r < 0) {
-		fprintf(stderr, "cohmem-bench: loading cohmem: %s\n", strerror(-r));
-		return 1;
-	}
-	if (env.pool.free < n) {
-		fprintf(stderr, "cohmem-bench: pool has %llu free pages, need %zu\n",
-			(unsigned long long)env.pool.free, n);
-		return 1;
-	}
+	tap_init("cohmem-bench", 5);
+	if (!tap_ok(r == 0 && env.pool.free >= n, "load cohmem with pool 'bench' (r=%d, %llu free "
+		    "pages, need %zu)", r, (unsigned long long)env.pool.free, n))
+		return tap_finish();
 
 	c_in = calloc(rounds, sizeof(double));
 	c_out = calloc(rounds, sizeof(double));
@@ -149,8 +149,10 @@ int main(int argc, char **argv)
 	dst = mmap(NULL, n * COH_PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 		   -1, 0);
 	if (!c_in || !c_out || !m_to1 || !m_to0 || !cpy || !pages || !nodes || !status ||
-	    buf == MAP_FAILED || dst == MAP_FAILED)
-		return 1;
+	    buf == MAP_FAILED || dst == MAP_FAILED) {
+		tap_ok(false, "allocate %zu pages twice", n);
+		return tap_finish();
+	}
 	/* no THP: both paths move 4 KiB pages */
 	madvise(buf, n * COH_PAGE_SIZE, MADV_NOHUGEPAGE);
 	madvise(dst, n * COH_PAGE_SIZE, MADV_NOHUGEPAGE);
@@ -159,12 +161,12 @@ int main(int argc, char **argv)
 	for (i = 0; i < n; i++)
 		pages[i] = buf + i * COH_PAGE_SIZE;
 	if (move_all(pages, nodes, status, n, 0) < 0) {
-		fprintf(stderr, "cohmem-bench: move_pages to node 0 failed\n");
-		return 1;
+		tap_ok(false, "move_pages(2) puts the buffer on node 0");
+		return tap_finish();
 	}
 
-	printf("cohmem-bench: %zu pages (%zu MiB), %d rounds, pool '%s' %llu pages\n", n,
-	       n * COH_PAGE_SIZE >> 20, rounds, env.pool.name, (unsigned long long)env.pool.total);
+	tap_diag("cohmem-bench: %zu pages (%zu MiB), %d rounds, pool '%s' %llu pages", n,
+		 n * COH_PAGE_SIZE >> 20, rounds, env.pool.name, (unsigned long long)env.pool.total);
 	for (round = 0; round < rounds; round++) {
 		c_in[round] = migrate_all(env.c, buf, n, env.pool.id);
 		c_out[round] = migrate_all(env.c, buf, n, COHMEM_DEST_SYSTEM);
@@ -173,18 +175,16 @@ int main(int argc, char **argv)
 		cpy[round] = now();
 		memcpy(dst, buf, n * COH_PAGE_SIZE);
 		cpy[round] = now() - cpy[round];
-		if (c_in[round] < 0 || c_out[round] < 0 || m_to1[round] < 0 || m_to0[round] < 0) {
-			fprintf(stderr, "cohmem-bench: round %d failed\n", round);
-			return 1;
-		}
-		printf("round %d: cohmem in %.3fs out %.3fs  move_pages 0->1 %.3fs 1->0 %.3fs  "
-		       "memcpy %.3fs\n", round, c_in[round], c_out[round], m_to1[round],
-		       m_to0[round], cpy[round]);
+		if (c_in[round] < 0 || c_out[round] < 0 || m_to1[round] < 0 || m_to0[round] < 0)
+			break;
+		tap_diag("round %d: cohmem in %.3fs out %.3fs  move_pages 0->1 %.3fs 1->0 %.3fs  "
+			 "memcpy %.3fs", round, c_in[round], c_out[round], m_to1[round],
+			 m_to0[round], cpy[round]);
 	}
-	if (coh_check(buf, n, 1) != 0) {
-		fprintf(stderr, "cohmem-bench: data corrupted\n");
-		return 1;
-	}
+	if (!tap_ok(round == rounds, "every round moved all %zu pages both ways with both movers "
+		    "(%d of %d rounds)", n, round, rounds))
+		return tap_finish();
+	tap_ok(coh_check(buf, n, 1) == 0, "data intact after %d rounds", rounds);
 	ci = n / median(c_in, rounds);
 	co = n / median(c_out, rounds);
 	m1 = n / median(m_to1, rounds);
@@ -193,24 +193,21 @@ int main(int argc, char **argv)
 	/* both directions together: pages moved / time taken */
 	c_avg = 2 / (1 / ci + 1 / co);
 	m_avg = 2 / (1 / m1 + 1 / m0);
-	printf("cohmem_migrate system->pool: %.0f pages/s (median)\n", ci);
-	printf("cohmem_migrate pool->system: %.0f pages/s (median)\n", co);
-	printf("move_pages node0->node1: %.0f pages/s (median)\n", m1);
-	printf("move_pages node1->node0: %.0f pages/s (median)\n", m0);
-	printf("memcpy: %.0f pages/s (median, %.0f MiB/s)\n", cp, cp * COH_PAGE_SIZE / (1 << 20));
-	printf("ratio cohmem_migrate/move_pages: %.2f\n", c_avg / m_avg);
-	printf("ratio cohmem_to_pool/move_pages_to_node1: %.2f\n", ci / m1);
-	printf("ratio cohmem_to_system/move_pages_to_node0: %.2f\n", co / m0);
-	printf("ratio cohmem_migrate/memcpy: %.2f\n", c_avg / cp);
-	printf("ratio move_pages/memcpy: %.2f\n", m_avg / cp);
+	tap_diag("cohmem_migrate system->pool: %.0f pages/s (median)", ci);
+	tap_diag("cohmem_migrate pool->system: %.0f pages/s (median)", co);
+	tap_diag("move_pages node0->node1: %.0f pages/s (median)", m1);
+	tap_diag("move_pages node1->node0: %.0f pages/s (median)", m0);
+	tap_diag("memcpy: %.0f pages/s (median, %.0f MiB/s)", cp, cp * COH_PAGE_SIZE / (1 << 20));
+	tap_diag("ratio cohmem_migrate/move_pages: %.2f", c_avg / m_avg);
+	tap_diag("ratio cohmem_to_pool/move_pages_to_node1: %.2f", ci / m1);
+	tap_diag("ratio cohmem_to_system/move_pages_to_node0: %.2f", co / m0);
+	tap_diag("ratio cohmem_migrate/memcpy: %.2f", c_avg / cp);
+	tap_diag("ratio move_pages/memcpy: %.2f", m_avg / cp);
 
 	munmap(buf, n * COH_PAGE_SIZE);
 	munmap(dst, n * COH_PAGE_SIZE);
 	coh_env_teardown(&env);
 	r = coh_module_unload();
-	if (r < 0) {
-		fprintf(stderr, "cohmem-bench: unload: %s\n", strerror(-r));
-		return 1;
-	}
-	return 0;
+	tap_ok(r == 0, "unload (r=%d)", r);
+	return tap_finish();
 }
