@@ -233,6 +233,8 @@ wait $fake
 # ------------------------------------------------------------ grace-hopper: one HBM node
 GH_TOTAL=$(bytes grace-hopper 1 MemTotal)
 GH_FREE=$(bytes grace-hopper 1 MemFree)
+# The daemon reports its root canonicalized ($FIXTURES may contain "..").
+GH_ROOT=$(cd "$FIXTURES/grace-hopper" && pwd -P)
 start_daemon grace-hopper '[Device hbm0]
 Node=1
 LowWatermark=8G
@@ -242,7 +244,7 @@ HighWatermark=16G
 expect_rc "status exits 0" 0 cohctl status
 same "status: version" "$(field Version)" "$VERSION"
 same "status: pid" "$(field PID)" "$DPID"
-same "status: root" "$(field Root)" "$FIXTURES/grace-hopper"
+same "status: root" "$(field Root)" "$GH_ROOT"
 same "status: config" "$(field Config)" "$tmp/coherentd.conf"
 same "status: devices" "$(field Devices)" "1"
 same "status: memory" "$(field Memory)" "96.0G total, 90.0G free (93.8%)"
@@ -253,7 +255,7 @@ same "default verb prints status" "$(field Devices)" "1"
 
 expect_rc "status --json exits 0" 0 cohctl --json status
 json_ok "status --json: fields and values" \
-	"j['version'] == '$VERSION' and j['pid'] == $DPID and j['root'] == '$FIXTURES/grace-hopper'
+	"j['version'] == '$VERSION' and j['pid'] == $DPID and j['root'] == '$GH_ROOT'
 	 and j['config_files'] == ['$tmp/coherentd.conf'] and j['n_devices'] == 1
 	 and j['total_device_bytes'] == $GH_TOTAL and j['free_device_bytes'] == $GH_FREE
 	 and j['n_connections'] == 1 and isinstance(j['uptime_usec'], int)"
