@@ -21,7 +21,7 @@
 
 #include "cohmem-client.h"
 
-#define PLAN 78
+#define PLAN 81
 
 static struct coh_env env;
 static uint32_t P;
@@ -426,6 +426,41 @@ static void test_thp(void)
 	tap_ok(r == 0 && k.migrated == n && coh_check(buf, n, 71) == 0,
 	       "thp: back in RAM with data intact (migrated %llu)", (unsigned long long)k.migrated);
 	munmap(raw, n * COH_PAGE_SIZE + huge);
+
+	/*
+	 * A PTE-mapped THP (one page of a huge page mprotect()ed differently
+	 * splits the PMD, not the page): whatever the module can or cannot move,
+	 * the counts add up, the pool holds what it says and nothing is lost.
+	 */
+	raw = mmap(NULL, n * COH_PAGE_SIZE + huge, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (raw == MAP_FAILED) {
+		tap_ok(false, "thp: PTE-mapped THP: map");
+		tap_ok(false, "thp: PTE-mapped THP: back");
+		goto out_fd;
+	}
+	buf = (char *)(((uintptr_t)raw + huge - 1) & ~(huge - 1));
+	madvise(buf, n * COH_PAGE_SIZE, MADV_HUGEPAGE);
+	coh_fill(buf, n, 72);
+	mprotect(buf + 100 * COH_PAGE_SIZE, COH_PAGE_SIZE, PROT_READ);
+	mprotect(buf + 100 * COH_PAGE_SIZE, COH_PAGE_SIZE, PROT_READ | PROT_WRITE);
+	kb = smaps_anon_huge_kb(buf);
+	r = migrate(getpid(), buf, n, P, &k);
+	{
+		char g[400];
+		size_t in = in_pool(getpid(), (uintptr_t)buf, n);
+
+		coh_counts_str(&k, g, sizeof(g));
+		tap_ok(r == 0 && coh_counts_sum(&k) == n && k.failed == 0 && in == k.migrated &&
+		       coh_check(buf, n, 72) == 0,
+		       "thp: PTE-mapped THP: counts add up to %zu, pool holds the migrated ones, "
+		       "data intact (AnonHugePages %ld kB before; r=%d {%s}, %zu in pool)", n, kb, r,
+		       g, in);
+	}
+	r = migrate(getpid(), buf, n, COHMEM_DEST_SYSTEM, &k);
+	tap_ok(r == 0 && in_pool(getpid(), (uintptr_t)buf, n) == 0 && coh_check(buf, n, 72) == 0,
+	       "thp: PTE-mapped THP: back in RAM with data intact");
+	munmap(raw, n * COH_PAGE_SIZE + huge);
 out_fd:
 	if (fd >= 0) {
 		/* "always [madvise] never" -> the bracketed word */
@@ -547,6 +582,33 @@ static void test_residency(void)
 			 (unsigned long long)(rep.extents[i].length / COH_PAGE_SIZE));
 	coh_reply_free(&rep);
 	munmap(buf, n * COH_PAGE_SIZE);
+
+	/* more extents than a reply holds: every other page in the pool */
+	{
+		const size_t m = 2 * (COHMEM_EXTENTS_MAX + 8);
+		char *big = map_anon(m);
+		size_t i;
+
+		r = big ? 0 : -ENOMEM;
+		if (big)
+			coh_fill(big, m, 102);
+		for (i = 0; i < m && r == 0; i += 2)
+			r = migrate(getpid(), big + i * COH_PAGE_SIZE, 1, P, &k1);
+		q.start = (uintptr_t)big;
+		q.length = m * COH_PAGE_SIZE;
+		r = r ?: coh_request(env.c, COHMEM_CMD_RESIDENCY, false, &q, &rep);
+		ok = r == 0 && rep.truncated && rep.nr_extents == COHMEM_EXTENTS_MAX &&
+		     rep.nr_resident == 1 && rep.resident[0].nr_pages == m / 2 &&
+		     rep.v[COHMEM_A_SYSTEM_PAGES] == m / 2;
+		tap_ok(ok, "residency: %zu alternating pages: TRUNCATED at %d extents, counts still "
+		       "exact (r=%d truncated %d, %d extents, pool %llu, system %llu)", m,
+		       COHMEM_EXTENTS_MAX, r, rep.truncated, rep.nr_extents,
+		       rep.nr_resident ? (unsigned long long)rep.resident[0].nr_pages : 0ULL,
+		       (unsigned long long)rep.v[COHMEM_A_SYSTEM_PAGES]);
+		coh_reply_free(&rep);
+		if (big)
+			munmap(big, m * COH_PAGE_SIZE);
+	}
 }
 
 static int sample(void *buf, size_t n, bool clear, struct coh_reply *rep)
