@@ -19,6 +19,7 @@
 #include "api.h"
 #include "conf.h"
 #include "devices.h"
+#include "manager.h"
 #include "util.h"
 
 #define KIB UINT64_C(1024)
@@ -358,6 +359,41 @@ static void test_device_json(void **state)
 	json_object_put(o);
 }
 
+static void test_status_json(void **state)
+{
+	Device devs[2] = {
+		{ .name = (char *) "a", .total_bytes = 100, .free_bytes = 40 },
+		{ .name = (char *) "b", .total_bytes = 50, .free_bytes = 10 },
+	};
+	char *files[] = { (char *) "/etc/coherentd/coherentd.conf", NULL };
+	Conf conf = { .files = files };
+	Manager m = {
+		.root = (char *) "/r", .conf = &conf, .devices = devs, .n_devices = 2,
+		.start_usec = 1000,
+	};
+	json_object *o = api_get_status_reply(&m, 3, 5000), *v;
+	char expected[512];
+
+	assert_non_null(o);
+	/* The pid is ours; everything else comes from the manager. */
+	assert_true(json_object_object_get_ex(o, "pid", &v));
+	assert_int_equal(json_object_get_int(v), getpid());
+	json_object_object_del(o, "pid");
+	snprintf(expected, sizeof(expected),
+		 "{\"version\":\"%s\",\"uptime_usec\":4000,\"root\":\"\\/r\","
+		 "\"config_files\":[\"\\/etc\\/coherentd\\/coherentd.conf\"],\"n_devices\":2,"
+		 "\"total_device_bytes\":150,\"free_device_bytes\":50,\"n_connections\":3}",
+		 PACKAGE_VERSION);
+	assert_string_equal(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN), expected);
+	json_object_put(o);
+
+	/* A clock that has not moved past the start reports 0, not a huge number. */
+	o = api_get_status_reply(&m, 0, 10);
+	assert_true(json_object_object_get_ex(o, "uptime_usec", &v));
+	assert_int_equal(json_object_get_int64(v), 0);
+	json_object_put(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -368,6 +404,7 @@ int main(void)
 		cmocka_unit_test(test_discover_configured),
 		cmocka_unit_test(test_discover_fallbacks),
 		cmocka_unit_test(test_device_json),
+		cmocka_unit_test(test_status_json),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
