@@ -254,6 +254,10 @@ static int coh_put_req(struct nl_msg *msg, const struct coh_req *q)
 		return -EMSGSIZE;
 	if ((q->present & COH_BIT(COHMEM_A_CLEAR)) && q->clear && nla_put_flag(msg, COHMEM_A_CLEAR))
 		return -EMSGSIZE;
+	if (q->raw_type && nla_put(msg, q->raw_type, q->raw_len, q->raw_data))
+		return -EMSGSIZE;
+	if (q->bad_reserved)
+		((struct genlmsghdr *)nlmsg_data(nlmsg_hdr(msg)))->reserved = 1;
 	return 0;
 }
 

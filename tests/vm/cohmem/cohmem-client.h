@@ -56,6 +56,11 @@ struct coh_req {
 	uint32_t dest;
 	uint64_t nr_pages;
 	bool clear;
+	/* policy tests: one attribute appended as is, a non-zero reserved field */
+	int raw_type;			/* 0: none */
+	const void *raw_data;
+	int raw_len;
+	bool bad_reserved;
 };
 
 #define COH_BIT(attr)	(1ULL << (attr))

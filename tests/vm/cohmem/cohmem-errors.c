@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/capability.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +20,7 @@
 
 #include "cohmem-client.h"
 
-#define PLAN 33
+#define PLAN 46
 
 #define A_PID	COH_BIT(COHMEM_A_PID)
 #define A_START	COH_BIT(COHMEM_A_START)
@@ -111,6 +113,52 @@ static int nobody_request(void)
 	r = req(c, as_nobody_cmd, &q);
 	coh_close(c);
 	return r;
+}
+
+static int nobody_pool_get(void)
+{
+	struct coh_client *c;
+	struct coh_pool p;
+	int r;
+
+	if (setgid(65534) < 0 || setuid(65534) < 0)
+		return -ECHILD;
+	r = coh_open(&c);
+	if (r < 0)
+		return r == -ENOENT ? -ENOMSG : r;
+	r = coh_pool_get(c, P, &p);
+	if (r == 0 && p.total != env.pool.total)
+		r = -EBADMSG;
+	coh_close(c);
+	return r;
+}
+
+/* The family lives in the initial network namespace only. */
+static int other_netns_open(void)
+{
+	struct coh_client *c = NULL;
+	int r;
+
+	if (unshare(CLONE_NEWNET) < 0)
+		return -ECHILD;
+	r = coh_open(&c);
+	coh_close(c);
+	return r;
+}
+
+static pid_t thread_tid;
+static int thread_go[2], thread_stop[2];
+
+static void *idle_thread(void *arg)
+{
+	char c;
+
+	thread_tid = gettid();
+	if (write(thread_go[1], "r", 1) != 1)
+		return NULL;
+	if (read(thread_stop[0], &c, 1) != 1)
+		return NULL;
+	return NULL;
 }
 
 /* Root, but CAP_NET_ADMIN dropped from the effective and permitted sets. */
@@ -258,6 +306,78 @@ int main(void)
 	expect(req(env.c, COHMEM_CMD_EVICT, &q), -ENOENT, "EVICT an unknown pool");
 	q = (struct coh_req){ .present = A_POOL, .pool_id = P + 1000 };
 	expect(req(env.c, COHMEM_CMD_POOL_GET, &q), -ENOENT, "POOL_GET an unknown pool");
+
+	/* the policy is strict */
+	{
+		uint64_t pid64 = getpid();
+		uint32_t one = 1;
+
+		q = migrate_req();
+		q.present &= ~A_PID;
+		q.raw_type = COHMEM_A_PID;
+		q.raw_data = &pid64;
+		q.raw_len = sizeof(pid64);
+		expect(req(env.c, COHMEM_CMD_MIGRATE, &q), -EINVAL, "MIGRATE with PID as u64");
+		q = migrate_req();
+		q.present |= COH_BIT(COHMEM_A_CLEAR);
+		q.clear = true;
+		expect(req(env.c, COHMEM_CMD_MIGRATE, &q), -EINVAL,
+		       "MIGRATE with CLEAR, an attribute it does not take");
+		q = migrate_req();
+		q.raw_type = COHMEM_A_MAX + 1;
+		q.raw_data = &one;
+		q.raw_len = sizeof(one);
+		expect(req(env.c, COHMEM_CMD_MIGRATE, &q), -EINVAL, "MIGRATE with an unknown attribute");
+		q = migrate_req();
+		q.bad_reserved = true;
+		expect(req(env.c, COHMEM_CMD_MIGRATE, &q), -EINVAL,
+		       "MIGRATE with a non-zero reserved header field");
+	}
+	q = migrate_req();
+	q.start = 0x7ffffffff000ULL;
+	q.length = 2 * COH_PAGE_SIZE;
+	expect(req(env.c, COHMEM_CMD_MIGRATE, &q), -EINVAL,
+	       "MIGRATE range leaving the user address space");
+	/* the first failing check gives the error: range, pool, process, mapping */
+	q = migrate_req();
+	q.start += 8;
+	q.pid = 0x3fffff;
+	expect(req(env.c, COHMEM_CMD_MIGRATE, &q), -EINVAL, "order: unaligned before no process");
+	q = migrate_req();
+	q.dest = P + 1000;
+	q.pid = 0x3fffff;
+	expect(req(env.c, COHMEM_CMD_MIGRATE, &q), -ENOENT, "order: unknown pool before no process");
+	q = migrate_req();
+	q.pid = 0x3fffff;
+	q.start = (uintptr_t)hole;
+	q.length = 16 * COH_PAGE_SIZE;
+	expect(req(env.c, COHMEM_CMD_MIGRATE, &q), -ESRCH, "order: no process before no mapping");
+	q = (struct coh_req){ 0 };
+	expect(req(env.c, COHMEM_CMD_POOL_GET, &q), -EINVAL, "POOL_GET do without POOL_ID");
+	q = (struct coh_req){ .present = A_POOL | A_NR, .pool_id = P, .nr_pages = 0 };
+	expect(req(env.c, COHMEM_CMD_EVICT, &q), -EINVAL, "EVICT zero pages");
+	expect(in_child(nobody_pool_get), 0, "POOL_GET as uid 65534 (open to every user)");
+	expect(in_child(other_netns_open), -ENOENT, "no family in another network namespace");
+	{
+		pthread_t t;
+		char c = 'x';
+
+		r = pipe(thread_go) || pipe(thread_stop) ? -errno : 0;
+		r = r ?: pthread_create(&t, NULL, idle_thread, NULL);
+		r = r ?: (read(thread_go[0], &c, 1) == 1 ? 0 : -EIO);
+		if (r == 0) {
+			r = coh_migrate(env.c, thread_tid, (uintptr_t)buf, n * COH_PAGE_SIZE, P, &k);
+			tap_ok(r == 0 && k.migrated == n && thread_tid != getpid(),
+			       "MIGRATE by thread id %d works on the process's memory (r=%d)",
+			       (int)thread_tid, r);
+			r = coh_migrate(env.c, getpid(), (uintptr_t)buf, n * COH_PAGE_SIZE,
+					COHMEM_DEST_SYSTEM, &k);
+			if (write(thread_stop[1], "q", 1) == 1)
+				pthread_join(t, NULL);
+		} else {
+			tap_ok(false, "MIGRATE by thread id: start a thread (r=%d)", r);
+		}
+	}
 
 	as_nobody_cmd = COHMEM_CMD_MIGRATE;
 	expect(in_child(nobody_request), -EPERM, "MIGRATE as uid 65534");
