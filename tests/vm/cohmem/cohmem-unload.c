@@ -8,6 +8,8 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,7 +18,80 @@
 
 #include "cohmem-client.h"
 
-#define PLAN 15
+#define PLAN 19
+
+struct racer {
+	pthread_t t;
+	pid_t pid;
+	uint64_t addr;
+	size_t npages;
+	uint32_t pool;
+	unsigned long rounds;
+	int last;
+};
+
+static atomic_bool race_stop;
+
+/* MIGRATE in and out until the family goes away (bounded). */
+static void *racer_main(void *arg)
+{
+	struct racer *rc = arg;
+	struct coh_client *c;
+	struct coh_counts k;
+
+	rc->last = coh_open(&c);
+	if (rc->last < 0)
+		return NULL;
+	while (rc->rounds < 2000 && !atomic_load(&race_stop)) {
+		rc->last = coh_migrate(c, rc->pid, rc->addr, rc->npages * COH_PAGE_SIZE,
+				       rc->rounds % 2 ? COHMEM_DEST_SYSTEM : rc->pool, &k);
+		if (rc->last < 0)
+			break;
+		rc->rounds++;
+	}
+	coh_close(c);
+	return NULL;
+}
+
+/* rmmod while MIGRATE requests are in flight (4). */
+static void test_unload_racing(void)
+{
+	const size_t n = 1024;
+	struct racer rc[2];
+	struct coh_victim v;
+	struct coh_env env;
+	size_t in = ~0UL, pres = 0;
+	int r, i;
+
+	r = coh_env_setup(&env, "t0", NULL);
+	if (r == 0)
+		r = coh_victim_start(&v, n, 211);
+	if (!tap_ok(r == 0, "race: reload and start a child with %zu pages (r=%d)", n, r))
+		return;
+	for (i = 0; i < 2; i++) {
+		rc[i] = (struct racer){ .pid = v.pid, .addr = v.addr, .npages = n,
+					.pool = env.pool.id };
+		pthread_create(&rc[i].t, NULL, racer_main, &rc[i]);
+	}
+	coh_env_teardown(&env);
+	/* let both get going: wait for a few completed rounds, bounded by count */
+	for (i = 0; i < 20000 && (rc[0].rounds < 3 || rc[1].rounds < 3); i++)
+		usleep(1000);
+	r = coh_module_unload();
+	atomic_store(&race_stop, true);
+	for (i = 0; i < 2; i++)
+		pthread_join(rc[i].t, NULL);
+	if (r < 0)
+		r = coh_module_unload();
+	tap_ok(r == 0 && !coh_module_loaded(),
+	       "race: rmmod during concurrent MIGRATE succeeds (r=%d; rounds %lu and %lu, "
+	       "last %d and %d)", r, rc[0].rounds, rc[1].rounds, rc[0].last, rc[1].last);
+	coh_pages_in(v.pid, v.addr, n, env.lo_pfn, env.hi_pfn, &in, &pres);
+	tap_ok(in == 0 && pres == n, "race: child's pages in RAM (%zu in pool, %zu present)", in,
+	       pres);
+	tap_ok(coh_victim_cmd(&v, VICTIM_CHECK, 211) == 0 && coh_victim_stop(&v) == 0,
+	       "race: child's data intact");
+}
 
 int main(void)
 {
@@ -90,5 +165,6 @@ int main(void)
 		coh_env_teardown(&env);
 	r = coh_module_unload();
 	tap_ok(r == 0, "unload (r=%d)", r);
+	test_unload_racing();
 	return tap_finish();
 }
