@@ -19,19 +19,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cohmem-client.h"
 
-#define PLAN 12
+#define PLAN 13
 
 #define NPAGES		2048
 #define NWRITERS	2
 #define NMIGRATORS	2
 #define ROUNDS		24
+#define CHURN_PAGES	256
 
 static struct coh_env env;
-static char *buf;
+static char *buf, *churn;
+static atomic_ulong churn_bad, churn_iters;
 static atomic_bool stop;
 static atomic_ulong failed_pages, migrate_errors, count_errors, evict_errors, moved_in, moved_out;
 
@@ -91,6 +94,37 @@ static void *writer_main(void *arg)
 	return NULL;
 }
 
+/*
+ * Churn: refill a second buffer, check it, sometimes fork a child that checks
+ * it too (page tables copied mid-migration), then MADV_DONTNEED it (pages
+ * zapped mid-migration). The migrators move this buffer as well.
+ */
+static void *churn_main(void *arg)
+{
+	unsigned long it = 0;
+	int status;
+	pid_t pid;
+
+	(void)arg;
+	while (!atomic_load(&stop) || it < 2) {
+		coh_fill(churn, CHURN_PAGES, it);
+		if (coh_check(churn, CHURN_PAGES, it))
+			atomic_fetch_add(&churn_bad, 1);
+		if (it % 4 == 0) {
+			pid = fork();
+			if (pid == 0)
+				_exit(coh_check(churn, CHURN_PAGES, it) ? 1 : 0);
+			if (pid < 0 || waitpid(pid, &status, 0) < 0 || !WIFEXITED(status) ||
+			    WEXITSTATUS(status))
+				atomic_fetch_add(&churn_bad, 1);
+		}
+		madvise(churn, CHURN_PAGES * COH_PAGE_SIZE, MADV_DONTNEED);
+		it++;
+	}
+	atomic_store(&churn_iters, it);
+	return NULL;
+}
+
 struct migrator {
 	pthread_t t;
 	unsigned int idx;
@@ -130,6 +164,15 @@ static void *migrator_main(void *arg)
 			else
 				atomic_fetch_add(&moved_in, k.migrated);
 		}
+		if (!churn || m->pid != getpid())
+			continue;
+		memset(&k, 0, sizeof(k));
+		r = coh_migrate(m->c, m->pid, (uintptr_t)churn, CHURN_PAGES * COH_PAGE_SIZE, dest,
+				&k);
+		if (r < 0)
+			atomic_fetch_add(&migrate_errors, 1);
+		else if (coh_counts_sum(&k) != CHURN_PAGES || k.file || k.unmovable)
+			atomic_fetch_add(&count_errors, 1);
 	}
 	return NULL;
 }
@@ -178,7 +221,7 @@ int main(void)
 	struct migrator ms[NMIGRATORS];
 	struct coh_client *evc = NULL;
 	struct coh_victim v;
-	pthread_t evt;
+	pthread_t evt, cht;
 	unsigned long torn = 0, bad = 0, passes = 0;
 	uint64_t free_now;
 	size_t p;
@@ -194,6 +237,10 @@ int main(void)
 	for (p = 0; p < NPAGES; p++)
 		page_write(buf + p * COH_PAGE_SIZE, p, 0);
 
+	churn = mmap(NULL, CHURN_PAGES * COH_PAGE_SIZE, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	madvise(churn, CHURN_PAGES * COH_PAGE_SIZE, MADV_NOHUGEPAGE);
+	pthread_create(&cht, NULL, churn_main, NULL);
 	memset(wr, 0, sizeof(wr));
 	for (i = 0; i < NWRITERS; i++) {
 		wr[i].idx = i;
@@ -213,6 +260,7 @@ int main(void)
 		passes += wr[i].passes;
 	}
 	pthread_join(evt, NULL);
+	pthread_join(cht, NULL);
 	coh_close(evc);
 	for (p = 0; p < NPAGES; p++)
 		bad += !page_ok(buf + p * COH_PAGE_SIZE, p, wr[p % NWRITERS].gen[p]);
@@ -228,6 +276,10 @@ int main(void)
 	tap_ok(torn == 0 && bad == 0, "writers saw no lost or torn page (%lu torn, %lu bad at end)",
 	       torn, bad);
 
+	tap_ok(atomic_load(&churn_bad) == 0,
+	       "churn: refill, fork and MADV_DONTNEED under migration lost nothing (%lu iterations, "
+	       "%lu bad)", atomic_load(&churn_iters), atomic_load(&churn_bad));
+
 	/* everything out, pool whole */
 	{
 		struct coh_counts k;
@@ -235,6 +287,8 @@ int main(void)
 		r = coh_migrate(env.c, getpid(), (uintptr_t)buf, NPAGES * COH_PAGE_SIZE,
 				COHMEM_DEST_SYSTEM, &k);
 		munmap(buf, NPAGES * COH_PAGE_SIZE);
+		munmap(churn, CHURN_PAGES * COH_PAGE_SIZE);
+		churn = NULL;
 		free_now = coh_env_free(&env);
 		tap_ok(r == 0 && free_now == env.pool.total,
 		       "after the storm the pool is whole (free %llu of %llu)",
