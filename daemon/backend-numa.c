@@ -1,0 +1,684 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The numa backend: NUMA nodes as devices, pages moved with move_pages(2)
+ * through libnuma.
+ *
+ * A move walks the mappings of /proc/PID/maps that intersect the range.
+ * Anonymous private mappings are moved in batches of MOVE_BATCH pages; the
+ * pages of every other mapping are counted by the mapping's kind (see
+ * backend.h) and holes as not present.
+ *
+ * Each batch is two move_pages(2) calls:
+ *
+ *   1. a query (nodes NULL): where every page is. move_pages(2) reports a page
+ *      that was already on the target exactly like one it moved, so without
+ *      this "already" could not be told from "migrated". The query also
+ *      removes not-present pages and pages already in place from the second
+ *      call, so that call migrates in long runs: the kernel flushes its
+ *      isolation list at every page it does not queue. Measured in the VM
+ *      (see the report in tests/vm/daemon/backend-check.c) the query costs a
+ *      few percent of a move.
+ *   2. the move of the remaining pages, MPOL_MF_MOVE (pages mapped by other
+ *      processes are refused with -EACCES and counted as shared).
+ *
+ * Pages the move did not settle — the kernel stops a call at the first
+ * batch that fails to migrate and leaves the rest of the status array
+ * unwritten, and it reports -EBUSY for the tail pages of a transparent huge
+ * page whose head it already isolated — are queried again: those now on their
+ * destination count as migrated, the rest are moved again (at most
+ * MOVE_RETRIES times) and are failed (no_space after -ENOMEM) if they still
+ * did not move.
+ *
+ * System RAM as target: a page on a node with CPUs is already there; a page on
+ * a CPU-less node goes to the CPU node nearest to it by the node distance
+ * table (ties: the lowest id). Pages in cohmem pools are zone-device pages,
+ * which move_pages(2) reports as -ENOENT: counted as not present.
+ *
+ * libnuma's weak numa_error()/numa_warn() are overridden so that it never
+ * prints: the text goes to backend_last_message().
+ */
+
+#include <errno.h>
+#include <limits.h>
+#include <numa.h>
+#include <numaif.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "devices.h"
+#include "util.h"
+
+#define MOVE_BATCH 16384
+#define MOVE_RETRIES 3
+#define STATUS_UNSET INT_MIN
+
+struct Backend {
+	char *root;
+	uint64_t page_size;
+};
+
+/* ---- libnuma's messages ---- */
+
+void numa_error(char *where)
+{
+	int e = errno;
+
+	backend_set_last_message("libnuma: %s: %s", where ? where : "?", strerror(e));
+	errno = e;
+}
+
+void numa_warn(int num, char *fmt, ...)
+{
+	char buf[200];
+	va_list ap;
+	int e = errno;
+
+	va_start(ap, fmt);
+	(void) vsnprintf(buf, sizeof(buf), fmt ? fmt : "", ap);
+	va_end(ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	backend_set_last_message("libnuma: warning %d: %s", num, buf);
+	errno = e;
+}
+
+/* ---- nodes ---- */
+
+typedef struct NodeMap {
+	bool exists[DEVICES_NODES_MAX];
+	bool has_cpu[DEVICES_NODES_MAX];
+	bool has_memory[DEVICES_NODES_MAX];
+	int nearest_cpu[DEVICES_NODES_MAX];    /* -1: none */
+} NodeMap;
+
+/* "10 20 20\n": distances to the online nodes in id order. */
+static int parse_distance(const char *text, int *ret, size_t max, size_t *ret_n)
+{
+	const char *p = text;
+	size_t n = 0;
+
+	for (;;) {
+		char *end;
+		long v;
+
+		while (*p == ' ' || *p == '\t' || *p == '\n')
+			p++;
+		if (!*p)
+			break;
+		errno = 0;
+		v = strtol(p, &end, 10);
+		if (end == p || errno != 0 || v < 0 || v > 255 || n >= max)
+			return -EBADMSG;
+		ret[n++] = (int) v;
+		p = end;
+	}
+	*ret_n = n;
+	return 0;
+}
+
+static int node_map_read(const char *root, NodeMap *m)
+{
+	_cleanup_free_ NodeInfo *nodes = NULL;
+	size_t n = 0;
+	int r, first_cpu = -1;
+
+	memset(m, 0, sizeof(*m));
+	r = devices_read_nodes(root, &nodes, &n);
+	if (r == -ENOENT)
+		return -ENODEV;
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		int id = nodes[i].id;
+
+		m->exists[id] = true;
+		m->has_cpu[id] = nodes[i].has_cpu;
+		m->has_memory[id] = nodes[i].has_memory;
+		if (nodes[i].has_cpu && nodes[i].has_memory && first_cpu < 0)
+			first_cpu = id;
+	}
+	for (size_t i = 0; i < n; i++) {
+		_cleanup_free_ char *text = NULL;
+		int id = nodes[i].id, dist[DEVICES_NODES_MAX], best = -1, best_d = INT_MAX;
+		char path[96];
+		size_t nd = 0;
+
+		m->nearest_cpu[id] = first_cpu;
+		if (m->has_cpu[id] && m->has_memory[id]) {
+			m->nearest_cpu[id] = id;
+			continue;
+		}
+		(void) snprintf(path, sizeof(path), "/sys/devices/system/node/node%d/distance", id);
+		if (read_file_root(root, path, 0, &text, NULL) < 0 ||
+		    parse_distance(text, dist, ELEMENTSOF(dist), &nd) < 0 || nd != n)
+			continue;    /* no distances: the first CPU node */
+		for (size_t j = 0; j < n; j++)
+			if (nodes[j].has_cpu && nodes[j].has_memory && dist[j] < best_d) {
+				best_d = dist[j];
+				best = nodes[j].id;
+			}
+		if (best >= 0)
+			m->nearest_cpu[id] = best;
+	}
+	return 0;
+}
+
+/* ---- open / close / devices ---- */
+
+static int numa_open(Backend **ret, const char *root)
+{
+	_cleanup_free_ char *dir = NULL;
+	Backend *b;
+	struct stat st;
+	long ps;
+
+	dir = path_join_root(root, "/sys/devices/system/node");
+	if (!dir)
+		return -ENOMEM;
+	if (stat(dir, &st) < 0)
+		return errno == ENOENT ? -ENODEV : -errno;
+	ps = sysconf(_SC_PAGESIZE);
+	if (ps <= 0)
+		return -EINVAL;
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return -ENOMEM;
+	b->root = strdup(root ?: "/");
+	if (!b->root) {
+		free(b);
+		return -ENOMEM;
+	}
+	b->page_size = (uint64_t) ps;
+	*ret = b;
+	return 0;
+}
+
+static void numa_close(Backend *b)
+{
+	if (!b)
+		return;
+	free(b->root);
+	free(b);
+}
+
+static int numa_list_devices(Backend *b, BackendDevice **ret, size_t *ret_n)
+{
+	_cleanup_free_ NodeInfo *nodes = NULL;
+	_cleanup_free_ BackendDevice *devs = NULL;
+	size_t n = 0, k = 0;
+	int r;
+
+	r = devices_read_nodes(b->root, &nodes, &n);
+	if (r == -ENOENT)
+		return -ENODEV;
+	if (r < 0)
+		return r;
+	devs = calloc(n ?: 1, sizeof(*devs));
+	if (!devs)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		BackendDevice *d;
+
+		if (nodes[i].has_cpu || !nodes[i].has_memory)
+			continue;
+		d = &devs[k++];
+		(void) snprintf(d->name, sizeof(d->name), "node%d", nodes[i].id);
+		d->id = nodes[i].id;
+		d->node = nodes[i].id;
+		d->total_bytes = nodes[i].total_bytes;
+		d->free_bytes = nodes[i].free_bytes;
+	}
+	*ret = TAKE_PTR(devs);
+	*ret_n = k;
+	return 0;
+}
+
+/* ---- moving ---- */
+
+typedef struct MoveJob {
+	pid_t pid;
+	const NodeMap *nodes;
+	bool system;
+	int target;             /* node, when !system */
+	BackendProgressFn progress;
+	void *userdata;
+	uint64_t pages_total;
+	MoveCounts counts;
+	int cancelled;          /* the progress callback's error */
+	/* work arrays, MOVE_BATCH each */
+	void **pages, **mpages;
+	int *status, *mnodes, *mstatus;
+} MoveJob;
+
+/* move_pages(2) failed as a whole: what it means for the move. */
+static int call_error(int e)
+{
+	/* Our arguments are valid; -EINVAL is find_mm_struct() finding no mm. */
+	if (e == ESRCH || e == EINVAL)
+		return -ESRCH;
+	return -e;
+}
+
+static int query(pid_t pid, size_t n, void **pages, int *status)
+{
+	if (n == 0)
+		return 0;
+	if (numa_move_pages(pid, n, pages, NULL, status, 0) < 0)
+		return call_error(errno);
+	return 0;
+}
+
+/* Destination of a page now on node: -1 when it is already in place. */
+static int dest_for(const MoveJob *j, int node)
+{
+	if (node < 0 || node >= DEVICES_NODES_MAX)
+		return j->system ? -1 : j->target;
+	if (j->system) {
+		if (j->nodes->has_cpu[node])
+			return -1;
+		return j->nodes->nearest_cpu[node] >= 0 ? j->nodes->nearest_cpu[node] : -1;
+	}
+	return node == j->target ? -1 : j->target;
+}
+
+/*
+ * Move pages [0, k) of mpages to mnodes; account each in j->counts. The
+ * arrays are reordered for the retries.
+ */
+static int move_listed(MoveJob *j, size_t k)
+{
+	int last_err = 0;
+
+	for (unsigned attempt = 0; k > 0; attempt++) {
+		size_t left = 0;
+		long r;
+
+		for (size_t i = 0; i < k; i++)
+			j->mstatus[i] = STATUS_UNSET;
+		r = numa_move_pages(j->pid, k, j->mpages, j->mnodes, j->mstatus, MPOL_MF_MOVE);
+		if (r < 0) {
+			int e = errno;
+
+			if (e != ENOMEM)
+				return call_error(e);
+			last_err = -ENOMEM;
+		} else if (r > 0)
+			last_err = -EAGAIN;
+
+		/* Settled pages are accounted; the others are asked again. */
+		for (size_t i = 0; i < k; i++) {
+			int s = j->mstatus[i];
+
+			if (s == STATUS_UNSET || s == -EBUSY || (s >= 0 && s != j->mnodes[i])) {
+				j->mpages[left] = j->mpages[i];
+				j->mnodes[left] = j->mnodes[i];
+				left++;
+			} else
+				move_counts_account_status(&j->counts, s, j->mnodes[i]);
+		}
+		k = left;
+		if (k == 0)
+			break;
+
+		r = query(j->pid, k, j->mpages, j->mstatus);
+		if (r < 0)
+			return (int) r;
+		left = 0;
+		for (size_t i = 0; i < k; i++) {
+			int s = j->mstatus[i];
+
+			if (s >= 0 && s == j->mnodes[i])
+				j->counts.migrated++;
+			else if (s < 0 && s != -EBUSY)
+				move_counts_account_status(&j->counts, s, j->mnodes[i]);
+			else if (attempt + 1 >= MOVE_RETRIES) {
+				/* Still elsewhere after the last try. */
+				if (last_err == -ENOMEM)
+					j->counts.no_space++;
+				else if (s == -EBUSY)
+					j->counts.pinned++;
+				else
+					j->counts.failed++;
+			} else {
+				j->mpages[left] = j->mpages[i];
+				j->mnodes[left] = j->mnodes[i];
+				left++;
+			}
+		}
+		k = left;
+	}
+	return 0;
+}
+
+static int move_batch(MoveJob *j, uint64_t addr, size_t n, uint64_t page_size)
+{
+	size_t k = 0;
+	int r;
+
+	for (size_t i = 0; i < n; i++)
+		j->pages[i] = (void *) (uintptr_t) (addr + i * page_size);
+	r = query(j->pid, n, j->pages, j->status);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n; i++) {
+		int s = j->status[i], d;
+
+		if (s < 0) {
+			move_counts_account_status(&j->counts, s, -1);
+			continue;
+		}
+		d = dest_for(j, s);
+		if (d < 0) {
+			j->counts.already++;
+			continue;
+		}
+		j->mpages[k] = j->pages[i];
+		j->mnodes[k] = d;
+		k++;
+	}
+	return move_listed(j, k);
+}
+
+static int report(MoveJob *j)
+{
+	int r;
+
+	if (!j->progress)
+		return 0;
+	r = j->progress(&j->counts, j->pages_total, j->userdata);
+	if (r < 0) {
+		j->cancelled = r;
+		return r;
+	}
+	return 0;
+}
+
+typedef int (*SegmentFn)(void *ctx, uint64_t start, uint64_t end, BackendMapKind kind);
+
+/*
+ * Call fn for every piece of [start, start+length) in address order: mapped
+ * pieces with their kind, holes with kind -1. length 0: every mapping, no
+ * holes. -EFAULT when no mapping intersects the range.
+ */
+static int walk_range(const BackendMapping *maps, size_t n, uint64_t start, uint64_t length,
+		      SegmentFn fn, void *ctx)
+{
+	uint64_t end = start + length, cursor = start;
+	bool any = false;
+	int r;
+
+	if (length == 0) {
+		for (size_t i = 0; i < n; i++) {
+			r = fn(ctx, maps[i].start, maps[i].end, maps[i].kind);
+			if (r < 0)
+				return r;
+		}
+		return n > 0 ? 0 : -ESRCH;
+	}
+	for (size_t i = 0; i < n; i++) {
+		uint64_t s = MAX(maps[i].start, start), e = MIN(maps[i].end, end);
+
+		if (s >= e)
+			continue;
+		any = true;
+		if (s > cursor) {
+			r = fn(ctx, cursor, s, (BackendMapKind) -1);
+			if (r < 0)
+				return r;
+		}
+		r = fn(ctx, s, e, maps[i].kind);
+		if (r < 0)
+			return r;
+		cursor = e;
+	}
+	if (!any)
+		return -EFAULT;
+	if (cursor < end)
+		return fn(ctx, cursor, end, (BackendMapKind) -1);
+	return 0;
+}
+
+typedef struct MoveCtx {
+	MoveJob *job;
+	uint64_t page_size;
+} MoveCtx;
+
+static int count_pages(void *ctx, uint64_t start, uint64_t end, BackendMapKind kind)
+{
+	MoveCtx *c = ctx;
+
+	c->job->pages_total += (end - start) / c->page_size;
+	return 0;
+}
+
+static int move_segment(void *ctx, uint64_t start, uint64_t end, BackendMapKind kind)
+{
+	MoveCtx *c = ctx;
+	MoveJob *j = c->job;
+	uint64_t pages = (end - start) / c->page_size;
+	uint64_t *field;
+	int r;
+
+	if ((int) kind < 0) {
+		j->counts.not_present += pages;
+		return report(j);
+	}
+	field = move_counts_field_for_map_kind(&j->counts, kind);
+	if (field) {
+		*field += pages;
+		return report(j);
+	}
+	for (uint64_t done = 0; done < pages;) {
+		size_t n = (size_t) MIN(pages - done, (uint64_t) MOVE_BATCH);
+
+		r = move_batch(j, start + done * c->page_size, n, c->page_size);
+		if (r < 0)
+			return r;
+		done += n;
+		r = report(j);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static void job_free(MoveJob *j)
+{
+	free(j->pages);
+	free(j->mpages);
+	free(j->status);
+	free(j->mnodes);
+	free(j->mstatus);
+}
+
+static int job_alloc(MoveJob *j)
+{
+	j->pages = calloc(MOVE_BATCH, sizeof(void *));
+	j->mpages = calloc(MOVE_BATCH, sizeof(void *));
+	j->status = calloc(MOVE_BATCH, sizeof(int));
+	j->mnodes = calloc(MOVE_BATCH, sizeof(int));
+	j->mstatus = calloc(MOVE_BATCH, sizeof(int));
+	if (!j->pages || !j->mpages || !j->status || !j->mnodes || !j->mstatus)
+		return -ENOMEM;
+	return 0;
+}
+
+static int numa_move(Backend *b, pid_t pid, uint64_t start, uint64_t length,
+		     const BackendTarget *target, BackendProgressFn progress, void *userdata,
+		     MoveCounts *ret)
+{
+	_cleanup_free_ NodeMap *nodes = NULL;
+	BackendMapping *maps = NULL;
+	MoveJob j = {};
+	MoveCtx ctx;
+	size_t n = 0;
+	int r;
+
+	*ret = (MoveCounts) {};
+	backend_set_last_message(NULL);
+	r = backend_check_range(start, length, b->page_size);
+	if (r < 0)
+		return r;
+	nodes = malloc(sizeof(*nodes));
+	if (!nodes)
+		return -ENOMEM;
+	r = node_map_read(b->root, nodes);
+	if (r < 0)
+		return r;
+	if (target->system) {
+		bool any = false;
+
+		for (int i = 0; i < DEVICES_NODES_MAX; i++)
+			any = any || (nodes->has_cpu[i] && nodes->has_memory[i]);
+		if (!any)
+			return -ENODEV;
+	} else if (target->id < 0 || target->id >= DEVICES_NODES_MAX ||
+		   !nodes->has_memory[target->id])
+		return -ENODEV;
+
+	r = backend_maps_read(b->root, pid, &maps, &n);
+	if (r < 0)
+		return r;
+	if (n == 0) {
+		/* No address space: a kernel thread or a zombie. */
+		backend_mappings_free(maps, n);
+		return -ESRCH;
+	}
+
+	j = (MoveJob) {
+		.pid = pid,
+		.nodes = nodes,
+		.system = target->system,
+		.target = target->system ? -1 : (int) target->id,
+		.progress = progress,
+		.userdata = userdata,
+	};
+	ctx = (MoveCtx) { .job = &j, .page_size = b->page_size };
+	r = walk_range(maps, n, start, length, count_pages, &ctx);
+	if (r < 0)
+		goto out;
+	r = job_alloc(&j);
+	if (r < 0)
+		goto out;
+	r = walk_range(maps, n, start, length, move_segment, &ctx);
+	if (j.cancelled < 0)
+		r = j.cancelled;
+	else if (r == -ESRCH && move_counts_total(&j.counts) > 0)
+		r = BACKEND_MOVE_EXITED;
+	/* On errors too: what was done before is exact. */
+	if (r != -ESRCH)
+		*ret = j.counts;
+out:
+	job_free(&j);
+	backend_mappings_free(maps, n);
+	return r;
+}
+
+/* ---- residency ---- */
+
+typedef struct ResidencyCtx {
+	pid_t pid;
+	uint64_t page_size;
+	uint64_t *per_node;     /* DEVICES_NODES_MAX */
+	void **pages;
+	int *status;
+} ResidencyCtx;
+
+static int residency_segment(void *ctx, uint64_t start, uint64_t end, BackendMapKind kind)
+{
+	ResidencyCtx *c = ctx;
+	uint64_t pages = (end - start) / c->page_size;
+	int r;
+
+	if ((int) kind < 0 || kind == BACKEND_MAP_SPECIAL)
+		return 0;
+	for (uint64_t done = 0; done < pages;) {
+		size_t n = (size_t) MIN(pages - done, (uint64_t) MOVE_BATCH);
+
+		for (size_t i = 0; i < n; i++)
+			c->pages[i] = (void *) (uintptr_t) (start + (done + i) * c->page_size);
+		r = query(c->pid, n, c->pages, c->status);
+		if (r < 0)
+			return r;
+		for (size_t i = 0; i < n; i++)
+			if (c->status[i] >= 0 && c->status[i] < DEVICES_NODES_MAX)
+				c->per_node[c->status[i]]++;
+		done += n;
+	}
+	return 0;
+}
+
+static int numa_residency(Backend *b, pid_t pid, uint64_t start, uint64_t length,
+			  ResidencyEntry **ret, size_t *ret_n)
+{
+	_cleanup_free_ NodeMap *nodes = NULL;
+	_cleanup_free_ uint64_t *per_node = NULL;
+	_cleanup_free_ void **pages = NULL;
+	_cleanup_free_ int *status = NULL;
+	ResidencyEntry *entries = NULL;
+	BackendMapping *maps = NULL;
+	ResidencyCtx ctx;
+	size_t n = 0, k = 0;
+	int r;
+
+	backend_set_last_message(NULL);
+	r = backend_check_range(start, length, b->page_size);
+	if (r < 0)
+		return r;
+	nodes = malloc(sizeof(*nodes));
+	per_node = calloc(DEVICES_NODES_MAX, sizeof(uint64_t));
+	pages = calloc(MOVE_BATCH, sizeof(void *));
+	status = calloc(MOVE_BATCH, sizeof(int));
+	if (!nodes || !per_node || !pages || !status)
+		return -ENOMEM;
+	r = node_map_read(b->root, nodes);
+	if (r < 0)
+		return r;
+	r = backend_maps_read(b->root, pid, &maps, &n);
+	if (r < 0)
+		return r;
+	if (n == 0) {
+		backend_mappings_free(maps, n);
+		return -ESRCH;
+	}
+	ctx = (ResidencyCtx) {
+		.pid = pid, .page_size = b->page_size, .per_node = per_node,
+		.pages = pages, .status = status,
+	};
+	r = walk_range(maps, n, start, length, residency_segment, &ctx);
+	backend_mappings_free(maps, n);
+	if (r < 0)
+		return r;
+
+	for (int i = 0; i < DEVICES_NODES_MAX; i++)
+		k += per_node[i] > 0;
+	entries = calloc(k ?: 1, sizeof(*entries));
+	if (!entries)
+		return -ENOMEM;
+	k = 0;
+	for (int i = 0; i < DEVICES_NODES_MAX; i++) {
+		if (per_node[i] == 0)
+			continue;
+		entries[k++] = (ResidencyEntry) {
+			.system = nodes->has_cpu[i],
+			.id = i,
+			.bytes = per_node[i] * b->page_size,
+		};
+	}
+	*ret = entries;
+	*ret_n = k;
+	return 0;
+}
+
+const BackendOps backend_numa_ops = {
+	.name = "numa",
+	.open = numa_open,
+	.close = numa_close,
+	.list_devices = numa_list_devices,
+	.move = numa_move,
+	.residency = numa_residency,
+};
