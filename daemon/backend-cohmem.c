@@ -878,6 +878,12 @@ static int on_monitor(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
+/* Notifications carry sequence number 0: no sequence check on this socket. */
+static int on_any_seq(struct nl_msg *msg, void *arg)
+{
+	return NL_OK;
+}
+
 static int cohmem_monitor_dispatch(Backend *b)
 {
 	MonitorBatch mb = { .page_size = b->page_size, .family = b->family };
@@ -891,6 +897,7 @@ static int cohmem_monitor_dispatch(Backend *b)
 	cb = nl_cb_alloc(NL_CB_DEFAULT);
 	if (!cb)
 		return -ENOMEM;
+	nl_cb_set(cb, NL_CB_SEQ_CHECK, NL_CB_CUSTOM, on_any_seq, NULL);
 	nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, on_monitor, &mb);
 	/* Read what is pending; stop early when the batch is full. */
 	while (mb.n < ELEMENTSOF(mb.events) - 1) {

@@ -57,6 +57,16 @@
 #define MOVE_RETRIES 3
 #define STATUS_UNSET INT_MIN
 
+BackendMovePagesFn backend_numa_move_pages_hook;
+
+static long move_pages_call(int pid, unsigned long count, void **pages, const int *nodes,
+			    int *status, int flags)
+{
+	if (backend_numa_move_pages_hook)
+		return backend_numa_move_pages_hook(pid, count, pages, nodes, status, flags);
+	return numa_move_pages(pid, count, pages, nodes, status, flags);
+}
+
 struct Backend {
 	char *root;
 	uint64_t page_size;
@@ -251,7 +261,7 @@ typedef struct MoveJob {
 	int cancelled;          /* the progress callback's error */
 	/* work arrays, MOVE_BATCH each */
 	void **pages, **mpages;
-	int *status, *mnodes, *mstatus;
+	int *status, *mnodes, *mstatus, *mlast;
 } MoveJob;
 
 /* move_pages(2) failed as a whole: what it means for the move. */
@@ -267,7 +277,7 @@ static int query(pid_t pid, size_t n, void **pages, int *status)
 {
 	if (n == 0)
 		return 0;
-	if (numa_move_pages(pid, n, pages, NULL, status, 0) < 0)
+	if (move_pages_call(pid, n, pages, NULL, status, 0) < 0)
 		return call_error(errno);
 	return 0;
 }
@@ -291,22 +301,22 @@ static int dest_for(const MoveJob *j, int node)
  */
 static int move_listed(MoveJob *j, size_t k)
 {
-	int last_err = 0;
+	int last_err = 0, r;
 
 	for (unsigned attempt = 0; k > 0; attempt++) {
 		size_t left = 0;
-		long r;
+		long m;
 
 		for (size_t i = 0; i < k; i++)
 			j->mstatus[i] = STATUS_UNSET;
-		r = numa_move_pages(j->pid, k, j->mpages, j->mnodes, j->mstatus, MPOL_MF_MOVE);
-		if (r < 0) {
+		m = move_pages_call(j->pid, k, j->mpages, j->mnodes, j->mstatus, MPOL_MF_MOVE);
+		if (m < 0) {
 			int e = errno;
 
 			if (e != ENOMEM)
 				return call_error(e);
 			last_err = -ENOMEM;
-		} else if (r > 0)
+		} else if (m > 0)
 			last_err = -EAGAIN;
 
 		/* Settled pages are accounted; the others are asked again. */
@@ -316,6 +326,7 @@ static int move_listed(MoveJob *j, size_t k)
 			if (s == STATUS_UNSET || s == -EBUSY || (s >= 0 && s != j->mnodes[i])) {
 				j->mpages[left] = j->mpages[i];
 				j->mnodes[left] = j->mnodes[i];
+				j->mlast[left] = s;
 				left++;
 			} else
 				move_counts_account_status(&j->counts, s, j->mnodes[i]);
@@ -326,21 +337,21 @@ static int move_listed(MoveJob *j, size_t k)
 
 		r = query(j->pid, k, j->mpages, j->mstatus);
 		if (r < 0)
-			return (int) r;
+			return r;
 		left = 0;
 		for (size_t i = 0; i < k; i++) {
 			int s = j->mstatus[i];
 
 			if (s >= 0 && s == j->mnodes[i])
-				j->counts.migrated++;
-			else if (s < 0 && s != -EBUSY)
+				j->counts.migrated++;    /* e.g. the tail of a huge page */
+			else if (s < 0)
 				move_counts_account_status(&j->counts, s, j->mnodes[i]);
 			else if (attempt + 1 >= MOVE_RETRIES) {
 				/* Still elsewhere after the last try. */
-				if (last_err == -ENOMEM)
-					j->counts.no_space++;
-				else if (s == -EBUSY)
+				if (j->mlast[i] == -EBUSY)
 					j->counts.pinned++;
+				else if (last_err == -ENOMEM)
+					j->counts.no_space++;
 				else
 					j->counts.failed++;
 			} else {
@@ -493,6 +504,7 @@ static void job_free(MoveJob *j)
 	free(j->status);
 	free(j->mnodes);
 	free(j->mstatus);
+	free(j->mlast);
 }
 
 static int job_alloc(MoveJob *j)
@@ -502,7 +514,8 @@ static int job_alloc(MoveJob *j)
 	j->status = calloc(MOVE_BATCH, sizeof(int));
 	j->mnodes = calloc(MOVE_BATCH, sizeof(int));
 	j->mstatus = calloc(MOVE_BATCH, sizeof(int));
-	if (!j->pages || !j->mpages || !j->status || !j->mnodes || !j->mstatus)
+	j->mlast = calloc(MOVE_BATCH, sizeof(int));
+	if (!j->pages || !j->mpages || !j->status || !j->mnodes || !j->mstatus || !j->mlast)
 		return -ENOMEM;
 	return 0;
 }

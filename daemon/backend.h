@@ -217,5 +217,14 @@ const char *backend_map_kind_to_string(BackendMapKind k);
 /* Pages of kind k in a MoveCounts: the field its pages are skipped as (not for ANON). */
 uint64_t *move_counts_field_for_map_kind(MoveCounts *c, BackendMapKind k);
 
+/*
+ * The move_pages(2) the numa backend calls: libnuma's numa_move_pages() unless
+ * a unit test puts a scripted kernel here (set it before opening, restore it
+ * to NULL after; not for production use).
+ */
+typedef long (*BackendMovePagesFn)(int pid, unsigned long count, void **pages, const int *nodes,
+				   int *status, int flags);
+extern BackendMovePagesFn backend_numa_move_pages_hook;
+
 /* Range validity as described above; page_size a power of two. 0 or -EINVAL. */
 int backend_check_range(uint64_t start, uint64_t length, uint64_t page_size);

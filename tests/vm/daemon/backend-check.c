@@ -1,0 +1,498 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The daemon's numa and cohmem backends (daemon/backend*.c) against Debian's
+ * kernel in the VM, on a forked child's buffer: moves to the memory-only node
+ * 1, to a cohmem pool and back to system RAM, residency, counts that add up,
+ * the child's data intact, the monitor group, and the documented errors
+ * (dead pid, zombie, kernel thread, bad range, module absent). TAP.
+ *
+ * With BACKEND_BENCH=1 in the environment (tests/vm/run --env) it also
+ * measures the numa backend against a raw move_pages(2) loop and against
+ * migrate_pages(2) (what numactl's migratepages does), and the cohmem
+ * backend against the raw loop, on the same pages, and prints the figures
+ * as TAP diagnostics. Wall-clock figures are never a pass or a failure.
+ */
+
+#include <errno.h>
+#include <numa.h>
+#include <numaif.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "cohmem-client.h"
+#include "util.h"
+
+#define PAGE UINT64_C(4096)
+#define NPAGES 4096
+#define POOL_NAME "gpu0"
+
+static const char *counts_str(const MoveCounts *c)
+{
+	static char buf[256];
+
+	(void) snprintf(buf, sizeof(buf),
+			"migrated=%llu already=%llu not_present=%llu file=%llu shared=%llu "
+			"pinned=%llu unmovable=%llu no_space=%llu failed=%llu",
+			(unsigned long long) c->migrated, (unsigned long long) c->already,
+			(unsigned long long) c->not_present, (unsigned long long) c->file,
+			(unsigned long long) c->shared, (unsigned long long) c->pinned,
+			(unsigned long long) c->unmovable, (unsigned long long) c->no_space,
+			(unsigned long long) c->failed);
+	return buf;
+}
+
+/* Bytes of the residency entry (system, id); system entries summed when id < 0. */
+static uint64_t res_bytes(const BackendOps *ops, Backend *b, pid_t pid, uint64_t start,
+			  uint64_t len, bool system, int64_t id, int *ret_r)
+{
+	ResidencyEntry *e = NULL;
+	size_t n = 0;
+	uint64_t sum = 0;
+	int r;
+
+	r = ops->residency(b, pid, start, len, &e, &n);
+	if (ret_r)
+		*ret_r = r;
+	if (r < 0)
+		return UINT64_MAX;
+	for (size_t i = 0; i < n; i++)
+		if (e[i].system == system && (id < 0 || e[i].id == id))
+			sum += e[i].bytes;
+	free(e);
+	return sum;
+}
+
+static uint64_t maps_pages(pid_t pid)
+{
+	BackendMapping *m = NULL;
+	size_t n = 0;
+	uint64_t p = 0;
+
+	if (backend_maps_read("/", pid, &m, &n) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		p += (m[i].end - m[i].start) / PAGE;
+	backend_mappings_free(m, n);
+	return p;
+}
+
+static int progress_calls;
+
+static int count_progress(const MoveCounts *so_far, uint64_t total, void *userdata)
+{
+	uint64_t *last = userdata;
+
+	progress_calls++;
+	/* Monotonic and never beyond the total. */
+	if (move_counts_total(so_far) < *last || move_counts_total(so_far) > total)
+		return -EUCLEAN;
+	*last = move_counts_total(so_far);
+	return 0;
+}
+
+static int events_seen[3];
+
+static void on_event(Backend *b, const BackendEvent *ev, void *userdata)
+{
+	if (ev->type <= BACKEND_EVENT_UNLOAD)
+		events_seen[ev->type]++;
+}
+
+static int dispatch_errors;
+
+static void wait_events(const BackendOps *ops, Backend *b, int fd, int type, int timeout_ms)
+{
+	for (int waited = 0; events_seen[type] == 0 && waited < timeout_ms; waited += 100) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+
+		if (poll(&p, 1, 100) > 0 && ops->monitor_dispatch(b) < 0)
+			dispatch_errors++;
+	}
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A raw move_pages(2) loop over n pages at addr, batches of 16384. */
+static int raw_move(pid_t pid, uint64_t addr, size_t n, int node)
+{
+	static void *pages[16384];
+	static int nodes[16384], status[16384];
+
+	for (size_t done = 0; done < n;) {
+		size_t k = n - done < 16384 ? n - done : 16384;
+
+		for (size_t i = 0; i < k; i++) {
+			pages[i] = (void *) (uintptr_t) (addr + (done + i) * PAGE);
+			nodes[i] = node;
+		}
+		if (numa_move_pages(pid, k, pages, nodes, status, MPOL_MF_MOVE) < 0)
+			return -errno;
+		done += k;
+	}
+	return 0;
+}
+
+static int raw_migrate_all(pid_t pid, int from, int to)
+{
+	struct bitmask *f = numa_allocate_nodemask(), *t = numa_allocate_nodemask();
+	int r;
+
+	numa_bitmask_setbit(f, from);
+	numa_bitmask_setbit(t, to);
+	r = numa_migrate_pages(pid, f, t);
+	numa_free_nodemask(f);
+	numa_free_nodemask(t);
+	return r < 0 ? -errno : r;
+}
+
+static void bench(const BackendOps *numa, Backend *nb, const BackendOps *coh, Backend *cb)
+{
+	const size_t n = 32768;    /* 128 MiB */
+	const int rounds = 3;
+	BackendTarget to1 = { .id = 1 }, sys = { .system = true }, pool = { .id = 0 };
+	double t_raw = 0, t_be = 0, t_mig = 0, t_whole = 0, t_coh = 0, t_coh_raw = 0, t;
+	struct coh_victim v;
+	struct coh_client *cc = NULL;
+	MoveCounts c;
+	int r;
+
+	if (coh_victim_start(&v, n, 77) < 0) {
+		tap_diag("bench: no victim");
+		return;
+	}
+	for (int i = 0; i < rounds; i++) {
+		t = now(); r = raw_move(v.pid, v.addr, n, 1); t_raw += now() - t;
+		t = now(); r |= raw_move(v.pid, v.addr, n, 0); t_raw += now() - t;
+		t = now(); r |= numa->move(nb, v.pid, v.addr, n * PAGE, &to1, NULL, NULL, &c);
+		r |= c.migrated != n;
+		r |= numa->move(nb, v.pid, v.addr, n * PAGE, &sys, NULL, NULL, &c); t_be += now() - t;
+		r |= c.migrated != n;
+		t = now(); r |= raw_migrate_all(v.pid, 0, 1) < 0;
+		r |= raw_migrate_all(v.pid, 1, 0) < 0; t_mig += now() - t;
+		t = now(); r |= numa->move(nb, v.pid, 0, 0, &to1, NULL, NULL, &c);
+		r |= numa->move(nb, v.pid, 0, 0, &sys, NULL, NULL, &c); t_whole += now() - t;
+		if (cb) {
+			t = now(); r |= coh->move(cb, v.pid, v.addr, n * PAGE, &pool, NULL, NULL, &c);
+			r |= coh->move(cb, v.pid, v.addr, n * PAGE, &sys, NULL, NULL, &c);
+			t_coh += now() - t;
+		}
+		if (r)
+			tap_diag("bench: round %d had an error (%s)", i, counts_str(&c));
+	}
+	(void) cc;
+	/* raw move_pages again after the cohmem rounds, so both see the same state */
+	t = now();
+	for (int i = 0; i < rounds; i++) {
+		(void) raw_move(v.pid, v.addr, n, 1);
+		(void) raw_move(v.pid, v.addr, n, 0);
+	}
+	t_coh_raw = now() - t;
+	tap_diag("bench: %zu pages x %d rounds there and back; seconds: raw move_pages %.3f, "
+		 "numa backend range %.3f, migrate_pages(2) whole process %.3f, numa backend "
+		 "whole process %.3f, cohmem backend range %.3f, raw move_pages again %.3f",
+		 n, rounds, t_raw, t_be, t_mig, t_whole, t_coh, t_coh_raw);
+	tap_diag("bench: numa range / raw move_pages = %.3f (goal >= 0.95)", t_raw / t_be);
+	tap_diag("bench: numa whole process / migrate_pages = %.3f (goal >= 1.0)", t_mig / t_whole);
+	if (cb)
+		tap_diag("bench: cohmem range / raw move_pages = %.3f",
+			 (t_raw + t_coh_raw) / 2 / t_coh);
+	tap_ok(coh_victim_cmd(&v, VICTIM_CHECK, 77) == 0, "bench: the victim's data intact");
+	coh_victim_stop(&v);
+}
+
+int main(void)
+{
+	const BackendOps *numa = &backend_numa_ops, *coh = &backend_cohmem_ops;
+	BackendTarget to1 = { .id = 1 }, sys = { .system = true }, pool = { .id = 0 };
+	BackendDevice *devs = NULL;
+	Backend *nb = NULL, *cb = NULL;
+	struct coh_victim v;
+	MoveCounts c;
+	uint64_t addr, len = NPAGES * PAGE, last, whole, pool_start;
+	size_t n = 0;
+	char params[256];
+	bool found;
+	int r, r2, fd = -1;
+	pid_t dead, zombie;
+	bool do_bench = getenv("BACKEND_BENCH") && streq(getenv("BACKEND_BENCH"), "1");
+
+	if (!coh_module_present())
+		tap_skip_all("cohmem.ko not found (COH_MODULE_DIR)");
+	if (coh_module_loaded() && coh_module_unload() < 0)
+		tap_skip_all("cohmem is loaded and cannot be unloaded");
+	tap_init("backend-check", 62 + (do_bench ? 1 : 0));
+
+	/* ---- before the module ---- */
+	r = coh->open(&cb, "/");
+	tap_ok(r == -ENODEV, "cohmem: open without the module is -ENODEV (r=%d)", r);
+
+	r = numa->open(&nb, "/");
+	if (!tap_ok(r == 0, "numa: open (r=%d)", r))
+		return tap_finish();
+	r = numa->list_devices(nb, &devs, &n);
+	found = false;
+	for (size_t i = 0; r == 0 && i < n; i++)
+		found = found || (devs[i].id == 1 && streq(devs[i].name, "node1") &&
+				  devs[i].total_bytes > 0 && devs[i].free_bytes <= devs[i].total_bytes);
+	tap_ok(r == 0 && n == 1 && found, "numa: list_devices gives node1 only (r=%d n=%zu)", r, n);
+	free(devs);
+
+	r = coh_victim_start(&v, NPAGES, 1);
+	if (!tap_ok(r == 0, "victim: child with %d pages", NPAGES))
+		return tap_finish();
+	addr = v.addr;
+
+	/* ---- numa ---- */
+	last = 0;
+	progress_calls = 0;
+	r = numa->move(nb, v.pid, addr, len, &to1, count_progress, &last, &c);
+	tap_ok(r == 0 && c.migrated == NPAGES && move_counts_total(&c) == NPAGES,
+	       "numa: range to node1: %s (r=%d)", counts_str(&c), r);
+	tap_ok(progress_calls >= 1 && last == NPAGES, "numa: progress reported (%d calls, last %llu)",
+	       progress_calls, (unsigned long long) last);
+	tap_ok(res_bytes(numa, nb, v.pid, addr, len, false, 1, &r) == len,
+	       "numa: residency: all on node1 (r=%d)", r);
+	tap_ok(coh_victim_cmd(&v, VICTIM_CHECK, 1) == 0, "numa: data intact on node1");
+	r = numa->move(nb, v.pid, addr, len, &to1, NULL, NULL, &c);
+	tap_ok(r == 0 && c.already == NPAGES && c.migrated == 0,
+	       "numa: again: all already there: %s", counts_str(&c));
+	r = numa->move(nb, v.pid, addr, len, &sys, NULL, NULL, &c);
+	tap_ok(r == 0 && c.migrated == NPAGES && move_counts_total(&c) == NPAGES,
+	       "numa: range to system: %s (r=%d)", counts_str(&c), r);
+	tap_ok(res_bytes(numa, nb, v.pid, addr, len, true, 0, &r) == len,
+	       "numa: residency: all on node0 (r=%d)", r);
+	/* A range with a hole after it: the hole is not present. */
+	r = numa->move(nb, v.pid, addr + len - 4 * PAGE, 8 * PAGE, &to1, NULL, NULL, &c);
+	tap_ok(r == 0 && c.migrated >= 4 && move_counts_total(&c) == 8,
+	       "numa: range over the end of the buffer: %s (r=%d)", counts_str(&c), r);
+
+	whole = maps_pages(v.pid);
+	r = numa->move(nb, v.pid, 0, 0, &to1, NULL, NULL, &c);
+	tap_ok(r == 0 && move_counts_total(&c) == whole && c.migrated >= NPAGES - 4 &&
+	       c.file > 0 && c.failed == 0,
+	       "numa: whole process to node1: %s of %llu (r=%d)", counts_str(&c),
+	       (unsigned long long) whole, r);
+	tap_ok(res_bytes(numa, nb, v.pid, addr, len, false, 1, &r) == len,
+	       "numa: whole process: the buffer is on node1 (r=%d)", r);
+	r = numa->move(nb, v.pid, 0, 0, &sys, NULL, NULL, &c);
+	tap_ok(r == 0 && move_counts_total(&c) == whole && c.migrated >= NPAGES && c.failed == 0,
+	       "numa: whole process to system: %s (r=%d)", counts_str(&c), r);
+	tap_ok(coh_victim_cmd(&v, VICTIM_CHECK, 1) == 0, "numa: data intact after whole moves");
+
+	/* ---- errors, numa ---- */
+	r = numa->move(nb, v.pid, addr + 1, len, &to1, NULL, NULL, &c);
+	tap_ok(r == -EINVAL, "numa: unaligned range is -EINVAL (r=%d)", r);
+	r = numa->move(nb, v.pid, UINT64_C(0x1000), PAGE, &to1, NULL, NULL, &c);
+	tap_ok(r == -EFAULT, "numa: unmapped range is -EFAULT (r=%d)", r);
+	r = numa->move(nb, v.pid, addr, len, &(BackendTarget) { .id = 7 }, NULL, NULL, &c);
+	tap_ok(r == -ENODEV, "numa: node 7 is -ENODEV (r=%d)", r);
+	r = numa->move(nb, v.pid, addr, len, &(BackendTarget) { .id = 0 }, NULL, NULL, &c);
+	tap_ok(r == 0 && c.already == NPAGES, "numa: node 0 as a target is allowed: %s",
+	       counts_str(&c));
+	dead = fork();
+	if (dead == 0)
+		_exit(0);
+	zombie = fork();
+	if (zombie == 0)
+		_exit(0);
+	(void) waitpid(dead, NULL, 0);
+	/* Let the zombie exit; it stays a zombie until reaped. */
+	for (int i = 0; i < 100; i++) {
+		char path[64], *text = NULL;
+		size_t sz;
+
+		snprintf(path, sizeof(path), "/proc/%d/stat", zombie);
+		if (read_file(path, 0, &text, &sz) == 0 && strstr(text, ") Z ")) {
+			free(text);
+			break;
+		}
+		free(text);
+		usleep(10000);
+	}
+	r = numa->move(nb, dead, addr, len, &to1, NULL, NULL, &c);
+	r2 = numa->residency(nb, dead, 0, 0, &(ResidencyEntry *) { NULL }, &n);
+	tap_ok(r == -ESRCH && r2 == -ESRCH, "numa: dead pid is -ESRCH (r=%d, residency %d)", r, r2);
+	r = numa->move(nb, zombie, 0, 0, &to1, NULL, NULL, &c);
+	r2 = numa->move(nb, zombie, addr, len, &to1, NULL, NULL, &c);
+	tap_ok(r == -ESRCH && r2 == -ESRCH, "numa: zombie is -ESRCH (r=%d, range %d)", r, r2);
+	r = numa->move(nb, 2, 0, 0, &to1, NULL, NULL, &c);
+	r2 = numa->move(nb, 2, addr, len, &to1, NULL, NULL, &c);
+	tap_ok(r == -ESRCH && r2 == -ESRCH, "numa: kernel thread (kthreadd) is -ESRCH (r=%d, range %d)",
+	       r, r2);
+
+	/* ---- cohmem ---- */
+	pool_start = coh_pool_env_start();
+	snprintf(params, sizeof(params), "pools=%s:%lluK@0x%llx:%d low_wmark_pct=99 high_wmark_pct=100",
+		 POOL_NAME, (unsigned long long) (coh_pool_env_size() >> 10),
+		 (unsigned long long) pool_start, coh_pool_env_nid());
+	r = coh_module_load(params);
+	if (!tap_ok(r == 0, "cohmem: insmod %s (r=%d)", params, r))
+		return tap_finish();
+	r = coh->open(&cb, "/");
+	if (!tap_ok(r == 0, "cohmem: open (r=%d)", r))
+		return tap_finish();
+	r = coh->list_devices(cb, &devs, &n);
+	tap_ok(r == 0 && n == 1 && streq(devs[0].name, POOL_NAME) && devs[0].id == 0 &&
+	       devs[0].phys_start == pool_start && devs[0].phys_size == coh_pool_env_size() &&
+	       devs[0].total_bytes == coh_pool_env_size() && devs[0].free_bytes == devs[0].total_bytes &&
+	       devs[0].node == coh_pool_env_nid() && devs[0].low_watermark_bytes > 0,
+	       "cohmem: list_devices: the pool (r=%d n=%zu)", r, n);
+	if (r == 0)
+		free(devs);
+	r = coh->monitor_open(cb, on_event, NULL, &fd);
+	tap_ok(r == 0 && fd >= 0, "cohmem: monitor_open gives an fd (r=%d)", r);
+
+	r = coh->move(cb, v.pid, addr, len, &pool, NULL, NULL, &c);
+	tap_ok(r == 0 && c.migrated == NPAGES && move_counts_total(&c) == NPAGES,
+	       "cohmem: range to the pool: %s (r=%d)", counts_str(&c), r);
+	tap_ok(res_bytes(coh, cb, v.pid, addr, len, false, 0, &r) == len,
+	       "cohmem: residency: all in pool 0 (r=%d)", r);
+	tap_ok(res_bytes(numa, nb, v.pid, addr, len, false, -1, &r) == 0 &&
+	       res_bytes(numa, nb, v.pid, addr, len, true, -1, &r2) == 0,
+	       "numa: residency does not count pool pages (r=%d %d)", r, r2);
+	tap_ok(coh_victim_cmd(&v, VICTIM_CHECK, 1) == 0, "cohmem: data intact in the pool");
+	wait_events(coh, cb, fd, BACKEND_EVENT_WATERMARK_LOW, 5000);
+	tap_ok(events_seen[BACKEND_EVENT_WATERMARK_LOW] == 1,
+	       "cohmem: monitor: one low watermark event (%d)",
+	       events_seen[BACKEND_EVENT_WATERMARK_LOW]);
+	r = numa->move(nb, v.pid, addr, len, &to1, NULL, NULL, &c);
+	tap_ok(r == 0 && c.not_present == NPAGES, "numa: pool pages are not present to move_pages: %s",
+	       counts_str(&c));
+	r = coh->move(cb, v.pid, addr, len, &pool, NULL, NULL, &c);
+	tap_ok(r == 0 && c.already == NPAGES, "cohmem: again: all already there: %s", counts_str(&c));
+
+	r = coh->move(cb, v.pid, addr, len, &sys, NULL, NULL, &c);
+	tap_ok(r == 0 && c.migrated == NPAGES, "cohmem: range to system: %s (r=%d)", counts_str(&c), r);
+	tap_ok(res_bytes(coh, cb, v.pid, addr, len, true, -1, &r) == len,
+	       "cohmem: residency: all in system RAM (r=%d)", r);
+	wait_events(coh, cb, fd, BACKEND_EVENT_WATERMARK_HIGH, 5000);
+	tap_ok(events_seen[BACKEND_EVENT_WATERMARK_HIGH] == 1,
+	       "cohmem: monitor: one high watermark event (%d)",
+	       events_seen[BACKEND_EVENT_WATERMARK_HIGH]);
+	tap_ok(coh_victim_cmd(&v, VICTIM_CHECK, 1) == 0, "cohmem: data intact back in RAM");
+
+	last = 0;
+	progress_calls = 0;
+	r = coh->move(cb, v.pid, 0, 0, &pool, count_progress, &last, &c);
+	tap_ok(r == 0 && move_counts_total(&c) == whole && c.migrated >= NPAGES && c.file > 0,
+	       "cohmem: whole process to the pool: %s of %llu (r=%d)", counts_str(&c),
+	       (unsigned long long) whole, r);
+	tap_ok(progress_calls > 1 && last == whole, "cohmem: progress per mapping (%d calls)",
+	       progress_calls);
+	tap_ok(res_bytes(coh, cb, v.pid, 0, 0, false, 0, &r) >= len,
+	       "cohmem: whole-process residency: at least the buffer in the pool (r=%d)", r);
+	r = coh->move(cb, v.pid, 0, 0, &sys, NULL, NULL, &c);
+	tap_ok(r == 0 && move_counts_total(&c) == whole && c.migrated >= NPAGES,
+	       "cohmem: whole process to system: %s (r=%d)", counts_str(&c), r);
+	tap_ok(coh_victim_cmd(&v, VICTIM_CHECK, 1) == 0, "cohmem: data intact after whole moves");
+
+	/* sample: clear, let the child read everything, sample again */
+	{
+		uint8_t bm[NPAGES / 8];
+		uint64_t young = 0;
+		size_t set = 0;
+
+		r = coh->sample(cb, v.pid, addr, len, true, bm, sizeof(bm), &young);
+		r2 = coh_victim_cmd(&v, VICTIM_CHECK, 1) == 0 ? 0 : -EIO;
+		r = r ?: coh->sample(cb, v.pid, addr, len, false, bm, sizeof(bm), &young);
+		for (size_t i = 0; i < sizeof(bm); i++)
+			set += (size_t) __builtin_popcount(bm[i]);
+		tap_ok(r == 0 && r2 == 0 && young == NPAGES && set == NPAGES,
+		       "cohmem: sample after the child read its buffer: %llu young, %zu bits (r=%d)",
+		       (unsigned long long) young, set, r);
+		r = coh->sample(cb, v.pid, addr, len, false, bm, sizeof(bm) - 1, &young);
+		tap_ok(r == -ENOBUFS, "cohmem: sample into a short bitmap is -ENOBUFS (r=%d)", r);
+	}
+
+	/* evict */
+	{
+		uint64_t ev = 0;
+
+		r = coh->move(cb, v.pid, addr, len, &pool, NULL, NULL, &c);
+		r2 = coh->evict(cb, 0, NPAGES, &ev);
+		tap_ok(r == 0 && r2 == 0 && ev == NPAGES &&
+		       res_bytes(coh, cb, v.pid, addr, len, true, -1, NULL) == len,
+		       "cohmem: evict %d pages: %llu evicted, all in system RAM (r=%d %d)", NPAGES,
+		       (unsigned long long) ev, r, r2);
+		r = coh->evict(cb, 5, 1, &ev);
+		tap_ok(r == -ENODEV, "cohmem: evict from pool 5 is -ENODEV (r=%d)", r);
+		tap_ok(coh_victim_cmd(&v, VICTIM_CHECK, 1) == 0, "cohmem: data intact after evict");
+	}
+
+	/* ---- errors, cohmem ---- */
+	r = coh->move(cb, v.pid, addr, len, &(BackendTarget) { .id = 3 }, NULL, NULL, &c);
+	tap_ok(r == -ENODEV, "cohmem: pool 3 is -ENODEV (r=%d)", r);
+	r = coh->move(cb, v.pid, addr + 1, len, &pool, NULL, NULL, &c);
+	tap_ok(r == -EINVAL, "cohmem: unaligned range is -EINVAL (r=%d)", r);
+	r = coh->move(cb, v.pid, UINT64_C(0x1000), PAGE, &pool, NULL, NULL, &c);
+	tap_ok(r == -EFAULT, "cohmem: unmapped range is -EFAULT (r=%d)", r);
+	r = coh->move(cb, dead, addr, len, &pool, NULL, NULL, &c);
+	r2 = coh->move(cb, dead, 0, 0, &pool, NULL, NULL, &c);
+	tap_ok(r == -ESRCH && r2 == -ESRCH, "cohmem: dead pid is -ESRCH (r=%d, whole %d)", r, r2);
+	r = coh->move(cb, zombie, addr, len, &pool, NULL, NULL, &c);
+	r2 = coh->move(cb, zombie, 0, 0, &pool, NULL, NULL, &c);
+	tap_ok(r == -ESRCH && r2 == -ESRCH, "cohmem: zombie is -ESRCH (r=%d, whole %d)", r, r2);
+	r = coh->move(cb, 2, addr, len, &pool, NULL, NULL, &c);
+	r2 = coh->move(cb, 2, 0, 0, &pool, NULL, NULL, &c);
+	tap_ok(r == -ESRCH && r2 == -ESRCH, "cohmem: kernel thread is -ESRCH (r=%d, whole %d)", r, r2);
+	(void) waitpid(zombie, NULL, 0);
+
+	/* a child that exited and was reaped: nothing counted, so -ESRCH */
+	{
+		struct coh_victim w;
+
+		r = r2 = 0;
+		if (coh_victim_start(&w, 16, 5) == 0) {
+			(void) coh_victim_cmd(&w, VICTIM_QUIT, 0);
+			(void) waitpid(w.pid, NULL, 0);
+			r2 = coh->move(cb, w.pid, w.addr, 16 * PAGE, &pool, NULL, NULL, &c);
+			r = numa->move(nb, w.pid, w.addr, 16 * PAGE, &to1, NULL, NULL, &c);
+			close(w.cmd_fd);
+			close(w.rsp_fd);
+		}
+		tap_ok(r == -ESRCH && r2 == -ESRCH, "exited victim: -ESRCH from both (r=%d %d)", r, r2);
+	}
+
+	/* a cancelling progress callback */
+	{
+		uint64_t big = UINT64_MAX;    /* count_progress fails: so_far < last */
+
+		r = numa->move(nb, v.pid, addr, len, &to1, count_progress, &big, &c);
+		tap_ok(r == -EUCLEAN && move_counts_total(&c) <= NPAGES,
+		       "numa: a progress callback's error cancels and is returned (r=%d)", r);
+		r = numa->move(nb, v.pid, addr, len, &sys, NULL, NULL, &c);
+	}
+
+	if (do_bench)
+		bench(numa, nb, coh, cb);
+
+	/* ---- unload ---- */
+	r = coh_module_unload();
+	tap_ok(r == 0, "cohmem: rmmod with the monitor open (r=%d)", r);
+	wait_events(coh, cb, fd, BACKEND_EVENT_UNLOAD, 5000);
+	tap_ok(events_seen[BACKEND_EVENT_UNLOAD] == 1 && dispatch_errors == 0,
+	       "cohmem: monitor: the unload event (%d), no dispatch errors (%d)",
+	       events_seen[BACKEND_EVENT_UNLOAD], dispatch_errors);
+	r = coh->move(cb, v.pid, addr, len, &pool, NULL, NULL, &c);
+	r2 = coh->list_devices(cb, &devs, &n);
+	tap_ok(r == -ENODEV && r2 == -ENODEV, "cohmem: after unload every call is -ENODEV (r=%d %d)",
+	       r, r2);
+	tap_ok(coh_victim_cmd(&v, VICTIM_CHECK, 1) == 0, "victim: data intact at the end");
+	coh->close(cb);
+	numa->close(nb);
+	r = coh_victim_stop(&v);
+	tap_ok(r == 0, "victim: exited cleanly (status %d)", r);
+	return tap_finish();
+}
