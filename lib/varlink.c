@@ -375,6 +375,8 @@ struct VarlinkServer {
 	unsigned connections_per_uid_max;
 	uint64_t idle_timeout_usec;
 	uint64_t n_refused;
+	/* Out of file descriptors: stop accepting until a connection closes. */
+	bool accept_paused;
 };
 
 struct VarlinkConnection {
@@ -461,6 +463,11 @@ static void connection_disconnect(VarlinkConnection *c)
 		c->next->prev = c->prev;
 	c->next = c->prev = NULL;
 	s->n_connections--;
+	if (s->accept_paused) {
+		for (size_t i = 0; i < s->n_listeners; i++)
+			(void) sd_event_source_set_enabled(s->listeners[i].source, SD_EVENT_ON);
+		s->accept_paused = false;
+	}
 
 	/* The server's reference: last, it may free c. */
 	varlink_connection_unref(c);
@@ -657,8 +664,11 @@ static int builtin_get_info(VarlinkConnection *c, json_object *parameters, void 
 	VarlinkServer *s = c->server;
 	json_object *p, *ifaces;
 
-	if (json_object_object_length(parameters) > 0)
-		return varlink_reply_invalid_parameter(c, "parameters");
+	json_object_object_foreach(parameters, key, val) {
+		(void) val;
+		/* GetInfo takes no parameters: name the first one. */
+		return varlink_reply_invalid_parameter(c, key);
+	}
 
 	p = json_object_new_object();
 	ifaces = json_object_new_array();
@@ -974,9 +984,21 @@ static int listener_handler(sd_event_source *source, int fd, uint32_t revents, v
 	int cfd;
 
 	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (cfd < 0)
-		/* EAGAIN (another accept won), ECONNABORTED, EMFILE: nothing to do now. */
+	if (cfd < 0) {
+		/*
+		 * Out of fds or memory: the pending connection stays in the backlog and the
+		 * level-triggered listener would fire again at once. Pause accepting until a
+		 * connection closes, or until the next connection arrives when none is open.
+		 */
+		if ((errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) &&
+		    s->n_connections > 0) {
+			for (size_t i = 0; i < s->n_listeners; i++)
+				(void) sd_event_source_set_enabled(s->listeners[i].source, SD_EVENT_OFF);
+			s->accept_paused = true;
+		}
+		/* EAGAIN (another accept won), ECONNABORTED: nothing to do now. */
 		return 0;
+	}
 
 	/* Refused (connection limit) or failed: the fd is closed, the peer sees EOF. */
 	(void) varlink_server_add_connection(s, cfd, NULL);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -947,6 +948,56 @@ static void test_server_free_with_pending(void **state)
 	close(fd);
 }
 
+static void test_server_out_of_fds(void **state)
+{
+	Fixture *fx = *state;
+	char dir[] = "/tmp/test-varlink-XXXXXX", path[256];
+	struct rlimit old, low;
+	VarlinkClient *a = NULL, *b = NULL;
+	json_object *p = NULL;
+	char *error = NULL;
+	int free_fd;
+
+	/* sd-event creates its timerfd with the first idle timer: not under the low limit. */
+	close(connect_pair(fx));
+	run_until_idle(fx);
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/sock", dir);
+	assert_int_equal(varlink_server_listen_address(fx->server, path), 0);
+	assert_int_equal(varlink_client_connect(path, &a), 0);
+	assert_int_equal(varlink_client_connect(path, &b), 0);
+
+	/* Allow exactly one more fd: the server accepts a, then accept() fails with EMFILE. */
+	free_fd = dup(0);
+	assert_true(free_fd >= 0);
+	close(free_fd);
+	assert_int_equal(getrlimit(RLIMIT_NOFILE, &old), 0);
+	low = old;
+	low.rlim_cur = free_fd + 1;
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+
+	/* No spinning on the listener that keeps reporting b (run_until_idle fails on that). */
+	run_until_idle(fx);
+	assert_int_equal(varlink_server_n_connections(fx->server), 1);
+	assert_int_equal(setrlimit(RLIMIT_NOFILE, &old), 0);
+
+	/* a leaves: accepting resumes and b is served. */
+	a = varlink_client_free(a);
+	run_until_idle(fx);
+	assert_int_equal(varlink_server_n_connections(fx->server), 1);
+	assert_int_equal(varlink_client_send(b, "io.test.Echo", NULL, false, 0), 0);
+	run_until_idle(fx);
+	assert_int_equal(varlink_client_receive(b, 0, &p, &error), 0);
+	assert_null(error);
+	json_object_put(p);
+	b = varlink_client_free(b);
+	run_until_idle(fx);
+	assert_int_equal(varlink_server_n_connections(fx->server), 0);
+	unlink(path);
+	rmdir(dir);
+}
+
 /* ------------------------------------------------------------------ real socket + client */
 
 typedef struct ClientThread {
@@ -1163,6 +1214,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_server_per_uid_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_idle_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_free_with_pending, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_out_of_fds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_client_server_socket, setup, teardown),
 		cmocka_unit_test(test_client_timeout_and_errors),
 	};
