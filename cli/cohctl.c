@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
+#include <unistd.h>
 
 #include <json-c/json.h>
 
@@ -26,7 +27,10 @@
 enum {
 	COHCTL_EXIT_SUCCESS     = 0,
 	COHCTL_EXIT_FAILURE     = 1,   /* error reply, malformed reply, local failure */
-	COHCTL_EXIT_USAGE       = 2,   /* bad command line */
+	COHCTL_EXIT_USAGE       = 2,   /* bad command line, or InvalidParameter from the daemon */
+	COHCTL_EXIT_NO_PROCESS  = 3,   /* NoSuchProcess, ProcessNotMigratable, NothingMapped */
+	COHCTL_EXIT_DENIED      = 4,   /* PermissionDenied (LSB: insufficient privilege) */
+	COHCTL_EXIT_NO_DEVICE   = 5,   /* NoSuchDevice */
 	COHCTL_EXIT_UNAVAILABLE = EX_UNAVAILABLE, /* 69: daemon not reachable or not answering */
 };
 
@@ -43,6 +47,25 @@ static const char *arg_socket = NULL;
 static JsonMode arg_json = JSON_OFF;
 static bool arg_legend = true;
 static uint64_t arg_timeout_usec = COHCTL_DEFAULT_TIMEOUT_USEC;
+static bool arg_timeout_set = false;
+static pid_t arg_pid = 0;
+static bool arg_all = false;
+static bool arg_have_range = false;
+static uint64_t arg_start = 0, arg_end = 0;
+static const char *arg_to = NULL;
+static bool arg_dry_run = false;
+static bool arg_verbose = false;
+
+/* Verb-specific options, as a set: each verb says which it takes. */
+enum {
+	OPT_PID     = 1 << 0,
+	OPT_RANGE   = 1 << 1,
+	OPT_ALL     = 1 << 2,
+	OPT_TO      = 1 << 3,
+	OPT_DRY_RUN = 1 << 4,
+	OPT_VERBOSE = 1 << 5,
+};
+static unsigned arg_given = 0;
 
 /* ------------------------------------------------------------------ output helpers */
 
@@ -173,21 +196,64 @@ static int get_bool(json_object *o, const char *method, const char *field, bool 
 
 /* ------------------------------------------------------------------ talking to the daemon */
 
+/* The exit code an error reply maps to (cohctl(8), EXIT STATUS). */
+static int exit_code_for_error(const char *error)
+{
+	static const struct {
+		const char *error;
+		int code;
+	} table[] = {
+		{ "io.coherentd.InvalidParameter",     COHCTL_EXIT_USAGE },
+		{ "io.coherentd.NoSuchProcess",        COHCTL_EXIT_NO_PROCESS },
+		{ "io.coherentd.ProcessNotMigratable", COHCTL_EXIT_NO_PROCESS },
+		{ "io.coherentd.NothingMapped",        COHCTL_EXIT_NO_PROCESS },
+		{ "io.coherentd.PermissionDenied",     COHCTL_EXIT_DENIED },
+		{ "io.coherentd.NoSuchDevice",         COHCTL_EXIT_NO_DEVICE },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(table); i++)
+		if (streq(table[i].error, error))
+			return table[i].code;
+	return COHCTL_EXIT_FAILURE;
+}
+
 static const char *socket_path(void)
 {
 	return arg_socket ?: COHCTL_DEFAULT_SOCKET;
 }
 
+#ifndef VARLINK_HAVE_MORE
+/* TEMPORARY until lib/varlink grows "more" replies. */
+static int varlink_client_send_ext(VarlinkClient *c, const char *m, json_object *p, bool more,
+				   uint64_t t)
+{
+	return varlink_client_send(c, m, p, false, t);
+}
+static int varlink_client_receive_ext(VarlinkClient *c, uint64_t t, json_object **p, char **e,
+				      bool *cont)
+{
+	*cont = false;
+	return varlink_client_receive(c, t, p, e);
+}
+#endif
+
+typedef void (*ProgressFn)(json_object *reply);
+static void progress_clear(void);
+
 /*
  * Call method and return its reply parameters, or print why not and return the exit
  * code: COHCTL_EXIT_UNAVAILABLE when the daemon cannot be reached or does not answer,
- * COHCTL_EXIT_FAILURE for an error reply or a broken reply.
+ * the code of the error (exit_code_for_error()) for an error reply, COHCTL_EXIT_FAILURE
+ * for a broken reply. With progress, the call asks for "more" replies and progress
+ * gets each one before the last; timeout_usec applies to each reply (0: forever).
  */
-static int call(const char *method, json_object *parameters, json_object **ret)
+static int call_full(const char *method, json_object *parameters, uint64_t timeout_usec,
+		     ProgressFn progress, json_object **ret)
 {
 	VarlinkClient *client = NULL;
 	json_object *reply = NULL;
 	char *error = NULL;
+	bool continues = false;
 	int r;
 
 	r = varlink_client_connect(socket_path(), &client);
@@ -202,7 +268,18 @@ static int call(const char *method, json_object *parameters, json_object **ret)
 		return r == -EACCES || r == -EPERM ? COHCTL_EXIT_FAILURE : COHCTL_EXIT_UNAVAILABLE;
 	}
 
-	r = varlink_client_call(client, method, parameters, arg_timeout_usec, &reply, &error);
+	r = varlink_client_send_ext(client, method, parameters, !!progress, timeout_usec);
+	for (;;) {
+		if (r < 0)
+			break;
+		r = varlink_client_receive_ext(client, timeout_usec, &reply, &error, &continues);
+		if (r < 0 || error || !continues)
+			break;
+		if (progress)
+			progress(reply);
+		json_object_put(reply);
+		reply = NULL;
+	}
 	varlink_client_free(client);
 	if (r == -ETIMEDOUT) {
 		log_error("coherentd did not answer %s within the timeout (socket %s).", method,
@@ -224,15 +301,23 @@ static int call(const char *method, json_object *parameters, json_object **ret)
 		const char *p = json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PLAIN |
 								      JSON_C_TO_STRING_NOSLASHESCAPE);
 
+		if (progress)
+			progress_clear();
 		/* The varlink error name and its parameters, verbatim: the name is the message. */
 		log_error("%s failed: %s %s", method, error, p ?: "{}");
+		r = exit_code_for_error(error);
 		free(error);
 		json_object_put(reply);
-		return COHCTL_EXIT_FAILURE;
+		return r;
 	}
 
 	*ret = reply;
 	return COHCTL_EXIT_SUCCESS;
+}
+
+static int call(const char *method, json_object *parameters, json_object **ret)
+{
+	return call_full(method, parameters, arg_timeout_usec, NULL, ret);
 }
 
 static int print_json(json_object *o)
@@ -465,6 +550,366 @@ finish:
 	return ret;
 }
 
+/* ------------------------------------------------------------------ migrate */
+
+static const char *const count_names[] = {
+	"migrated", "already", "not_present", "file", "shared", "pinned", "unmovable",
+	"no_space", "failed",
+};
+
+enum {
+	CNT_MIGRATED, CNT_ALREADY, CNT_NOT_PRESENT, CNT_FILE, CNT_SHARED, CNT_PINNED,
+	CNT_UNMOVABLE, CNT_NO_SPACE, CNT_FAILED, _CNT_MAX,
+};
+
+/* Human words for the skip reasons, in count_names order. */
+static const char *const count_words[] = {
+	"migrated", "already there", "not present", "file", "shared", "pinned", "unmovable",
+	"no space", "failed",
+};
+
+static int get_counts(json_object *reply, const char *method, uint64_t c[_CNT_MAX])
+{
+	json_object *o;
+
+	if (!json_object_object_get_ex(reply, "counts", &o) || !json_object_is_type(o, json_type_object))
+		return reply_malformed(method, "counts");
+	for (size_t i = 0; i < _CNT_MAX; i++)
+		if (get_uint(o, method, count_names[i], &c[i]) < 0)
+			return -EBADMSG;
+	return 0;
+}
+
+/* "1.5s", "250.0ms", "42us": for durations of a move. */
+static char *format_elapsed(char *buf, size_t l, uint64_t usec)
+{
+	if (usec >= USEC_PER_SEC)
+		snprintf(buf, l, "%" PRIu64 ".%03" PRIu64 "s", usec / USEC_PER_SEC,
+			 usec % USEC_PER_SEC / USEC_PER_MSEC);
+	else if (usec >= USEC_PER_MSEC)
+		snprintf(buf, l, "%" PRIu64 ".%" PRIu64 "ms", usec / USEC_PER_MSEC,
+			 usec % USEC_PER_MSEC / 100);
+	else
+		snprintf(buf, l, "%" PRIu64 "us", usec);
+	return buf;
+}
+
+static bool progress_shown = false;
+
+static void progress_clear(void)
+{
+	if (progress_shown) {
+		fputs("\r\033[K", stderr);
+		fflush(stderr);
+		progress_shown = false;
+	}
+}
+
+static void progress_show(json_object *reply)
+{
+	static const char *method = "io.coherentd.Migrate";
+	uint64_t c[_CNT_MAX], pages, total, ps;
+	char b[32];
+
+	if (get_counts(reply, method, c) < 0 || get_uint(reply, method, "pages", &pages) < 0 ||
+	    get_uint(reply, method, "pages_total", &total) < 0 ||
+	    get_uint(reply, method, "page_size", &ps) < 0)
+		return;
+	fprintf(stderr, "\r\033[KMigrating PID %d to %s: %" PRIu64, (int) arg_pid, arg_to, pages);
+	if (total > 0)
+		fprintf(stderr, "/%" PRIu64 " pages (%" PRIu64 "%%)", total,
+			pages * 100 / (total ?: 1));
+	else
+		fprintf(stderr, " pages");
+	fprintf(stderr, ", %s moved", format_bytes(b, sizeof(b), c[CNT_MIGRATED] * ps));
+	fflush(stderr);
+	progress_shown = true;
+}
+
+static int migrate_summary(json_object *reply)
+{
+	static const char *method = "io.coherentd.Migrate";
+	uint64_t c[_CNT_MAX], pages, ps, elapsed, skipped = 0, bytes;
+	bool dry_run, exited;
+	char b1[32], b2[32], b3[32];
+	const char *sep = "";
+
+	if (get_counts(reply, method, c) < 0 || get_uint(reply, method, "pages", &pages) < 0 ||
+	    get_uint(reply, method, "page_size", &ps) < 0 ||
+	    get_uint(reply, method, "elapsed_usec", &elapsed) < 0 ||
+	    get_uint(reply, method, "bytes_migrated", &bytes) < 0 ||
+	    get_bool(reply, method, "dry_run", &dry_run) < 0 ||
+	    get_bool(reply, method, "target_exited", &exited) < 0)
+		return COHCTL_EXIT_FAILURE;
+
+	for (size_t i = CNT_NOT_PRESENT; i <= CNT_NO_SPACE; i++)
+		skipped += c[i];
+
+	if (dry_run)
+		printf("Dry run, PID %d to %s: would migrate %" PRIu64 " page%s (%s) of %" PRIu64
+		       ".\n", (int) arg_pid, arg_to, c[CNT_MIGRATED], c[CNT_MIGRATED] == 1 ? "" : "s",
+		       format_bytes(b1, sizeof(b1), bytes), pages);
+	else {
+		printf("Migrated %" PRIu64 " page%s (%s) of PID %d to %s in %s", c[CNT_MIGRATED],
+		       c[CNT_MIGRATED] == 1 ? "" : "s", format_bytes(b1, sizeof(b1), bytes),
+		       (int) arg_pid, arg_to, format_elapsed(b2, sizeof(b2), elapsed));
+		if (elapsed > 0 && bytes > 0)
+			printf(", %s/s", format_bytes(b3, sizeof(b3),
+						      (uint64_t) ((double) bytes * 1e6 / (double) elapsed)));
+		printf(".\n");
+	}
+	printf("  Pages: %" PRIu64 " of %s\n", pages, format_bytes(b1, sizeof(b1), pages * ps));
+	printf("  Already there: %" PRIu64 "\n", c[CNT_ALREADY]);
+	printf("  Skipped: %" PRIu64, skipped);
+	if (skipped > 0) {
+		printf(" (");
+		for (size_t i = CNT_NOT_PRESENT; i <= CNT_NO_SPACE; i++)
+			if (c[i] > 0) {
+				printf("%s%s %" PRIu64, sep, count_words[i], c[i]);
+				sep = ", ";
+			}
+		printf(")");
+	}
+	printf("\n  Failed: %" PRIu64 "\n", c[CNT_FAILED]);
+	if (exited)
+		printf("The process exited during the move: the counts cover what was done before.\n");
+	return COHCTL_EXIT_SUCCESS;
+}
+
+static int verb_migrate(int argc, char **argv)
+{
+	static const char *method = "io.coherentd.Migrate";
+	json_object *p = NULL, *reply = NULL;
+	bool progress;
+	int r, ret = COHCTL_EXIT_FAILURE;
+
+	if (!(arg_given & OPT_PID) || !(arg_given & OPT_TO)) {
+		log_error("migrate needs --pid=PID and --to=DEVICE|system.");
+		return COHCTL_EXIT_USAGE;
+	}
+	if (!!(arg_given & OPT_RANGE) == !!(arg_given & OPT_ALL)) {
+		log_error("migrate needs exactly one of --range=START-END and --all.");
+		return COHCTL_EXIT_USAGE;
+	}
+
+	p = json_object_new_object();
+	if (!p) {
+		log_oom();
+		return COHCTL_EXIT_FAILURE;
+	}
+	json_object_object_add(p, "pid", json_object_new_int((int) arg_pid));
+	if (arg_all)
+		json_object_object_add(p, "all", json_object_new_boolean(true));
+	else {
+		json_object_object_add(p, "start", json_object_new_int64((int64_t) arg_start));
+		json_object_object_add(p, "end", json_object_new_int64((int64_t) arg_end));
+	}
+	json_object_object_add(p, "to", json_object_new_string(arg_to));
+	if (arg_dry_run)
+		json_object_object_add(p, "dry_run", json_object_new_boolean(true));
+
+	/* A move takes as long as it takes: progress replies show it is alive. */
+	progress = arg_json == JSON_OFF && isatty(STDERR_FILENO);
+	r = call_full(method, p, !arg_timeout_set ? 0 : arg_timeout_usec,
+		      progress ? progress_show : NULL, &reply);
+	json_object_put(p);
+	progress_clear();
+	if (r != COHCTL_EXIT_SUCCESS)
+		return r;
+
+	if (arg_json != JSON_OFF)
+		ret = print_json(reply);
+	else
+		ret = migrate_summary(reply);
+	json_object_put(reply);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ residency */
+
+/* "system 1.2M, node1 3.0M", or "-". */
+static int format_residency(json_object *list, const char *method, char *buf, size_t l)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (!json_object_is_type(list, json_type_array))
+		return reply_malformed(method, "residency");
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		json_object *e = json_object_array_get_idx(list, i);
+		const char *dev;
+		uint64_t bytes;
+		char b[32];
+
+		if (!json_object_is_type(e, json_type_object) ||
+		    get_string(e, method, "device", &dev) < 0 || get_uint(e, method, "bytes", &bytes) < 0)
+			return -EBADMSG;
+		if (n < l)
+			n += snprintf(buf + n, l - n, "%s%s %s", n > 0 ? ", " : "", dev,
+				      format_bytes(b, sizeof(b), bytes));
+	}
+	if (n == 0)
+		snprintf(buf, l, "-");
+	return 0;
+}
+
+static int verb_residency(int argc, char **argv)
+{
+	static const char *method = "io.coherentd.GetResidency";
+	json_object *p, *reply = NULL, *list, *maps;
+	uint64_t total;
+	int r, ret = COHCTL_EXIT_FAILURE;
+
+	if (!(arg_given & OPT_PID)) {
+		log_error("residency needs --pid=PID.");
+		return COHCTL_EXIT_USAGE;
+	}
+	p = json_object_new_object();
+	if (!p) {
+		log_oom();
+		return COHCTL_EXIT_FAILURE;
+	}
+	json_object_object_add(p, "pid", json_object_new_int((int) arg_pid));
+	if (arg_verbose)
+		json_object_object_add(p, "verbose", json_object_new_boolean(true));
+	r = call(method, p, &reply);
+	json_object_put(p);
+	if (r != COHCTL_EXIT_SUCCESS)
+		return r;
+
+	if (arg_json != JSON_OFF) {
+		ret = print_json(reply);
+		goto finish;
+	}
+
+	if (!json_object_object_get_ex(reply, "residency", &list) ||
+	    !json_object_is_type(list, json_type_array)) {
+		reply_malformed(method, "residency");
+		goto finish;
+	}
+	if (get_uint(reply, method, "total_bytes", &total) < 0)
+		goto finish;
+
+	if (arg_legend)
+		printf("%-16s %-8s %10s %7s\n", "DEVICE", "KIND", "BYTES", "SHARE");
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		json_object *e = json_object_array_get_idx(list, i);
+		const char *dev, *kind;
+		uint64_t bytes;
+		char b[32];
+
+		if (!json_object_is_type(e, json_type_object)) {
+			reply_malformed(method, "residency");
+			goto finish;
+		}
+		if (get_string(e, method, "device", &dev) < 0 ||
+		    get_string(e, method, "kind", &kind) < 0 ||
+		    get_uint(e, method, "bytes", &bytes) < 0)
+			goto finish;
+		printf("%-16s %-8s %10s %6.1f%%\n", dev, kind, format_bytes(b, sizeof(b), bytes),
+		       total > 0 ? 100.0 * (double) bytes / (double) total : 0.0);
+	}
+	if (arg_legend) {
+		char b[32];
+
+		printf("\nPID %d: %s present.\n", (int) arg_pid, format_bytes(b, sizeof(b), total));
+	}
+
+	if (arg_verbose && json_object_object_get_ex(reply, "mappings", &maps) && maps) {
+		if (!json_object_is_type(maps, json_type_array)) {
+			reply_malformed(method, "mappings");
+			goto finish;
+		}
+		printf("\n");
+		if (arg_legend)
+			printf("%-33s %-4s %-7s %-40s %s\n", "RANGE", "PERM", "KIND", "RESIDENCY",
+			       "PATH");
+		for (size_t i = 0; i < json_object_array_length(maps); i++) {
+			json_object *mo = json_object_array_get_idx(maps, i), *res, *pv;
+			uint64_t start, end;
+			const char *perms, *kind, *path = "";
+			char rbuf[256], range[40];
+
+			if (!json_object_is_type(mo, json_type_object) ||
+			    get_uint(mo, method, "start", &start) < 0 ||
+			    get_uint(mo, method, "end", &end) < 0 ||
+			    get_string(mo, method, "perms", &perms) < 0 ||
+			    get_string(mo, method, "kind", &kind) < 0 ||
+			    !json_object_object_get_ex(mo, "residency", &res) ||
+			    format_residency(res, method, rbuf, sizeof(rbuf)) < 0) {
+				reply_malformed(method, "mappings");
+				goto finish;
+			}
+			if (json_object_object_get_ex(mo, "path", &pv) && pv &&
+			    json_object_is_type(pv, json_type_string))
+				path = json_object_get_string(pv);
+			snprintf(range, sizeof(range), "%" PRIx64 "-%" PRIx64, start, end);
+			printf("%-33s %-4s %-7s %-40s %s\n", range, perms, kind, rbuf, path);
+		}
+	}
+	ret = COHCTL_EXIT_SUCCESS;
+finish:
+	json_object_put(reply);
+	return ret;
+}
+
+/* ------------------------------------------------------------------ stats */
+
+static int verb_stats(int argc, char **argv)
+{
+	static const char *method = "io.coherentd.GetStats";
+	json_object *reply = NULL, *list;
+	uint64_t uptime;
+	int r, ret = COHCTL_EXIT_FAILURE;
+	char b[32];
+
+	r = call(method, NULL, &reply);
+	if (r != COHCTL_EXIT_SUCCESS)
+		return r;
+	if (arg_json != JSON_OFF) {
+		ret = print_json(reply);
+		goto finish;
+	}
+	if (get_uint(reply, method, "uptime_usec", &uptime) < 0)
+		goto finish;
+	if (!json_object_object_get_ex(reply, "devices", &list) ||
+	    !json_object_is_type(list, json_type_array)) {
+		reply_malformed(method, "devices");
+		goto finish;
+	}
+
+	if (arg_legend)
+		printf("%-16s %10s %10s %10s %8s %12s\n", "NAME", "IN", "OUT", "MIGRATIONS",
+		       "FAILURES", "FAILED-PAGES");
+	for (size_t i = 0; i < json_object_array_length(list); i++) {
+		json_object *e = json_object_array_get_idx(list, i);
+		const char *name;
+		uint64_t in, out, migrations, failures, failed_pages;
+		char b1[32], b2[32];
+
+		if (!json_object_is_type(e, json_type_object)) {
+			reply_malformed(method, "devices");
+			goto finish;
+		}
+		if (get_string(e, method, "name", &name) < 0 ||
+		    get_uint(e, method, "bytes_in", &in) < 0 ||
+		    get_uint(e, method, "bytes_out", &out) < 0 ||
+		    get_uint(e, method, "migrations", &migrations) < 0 ||
+		    get_uint(e, method, "failures", &failures) < 0 ||
+		    get_uint(e, method, "failed_pages", &failed_pages) < 0)
+			goto finish;
+		printf("%-16s %10s %10s %10" PRIu64 " %8" PRIu64 " %12" PRIu64 "\n", name,
+		       format_bytes(b1, sizeof(b1), in), format_bytes(b2, sizeof(b2), out),
+		       migrations, failures, failed_pages);
+	}
+	if (arg_legend)
+		printf("\nSince coherentd started, %s ago.\n", format_uptime(b, sizeof(b), uptime));
+	ret = COHCTL_EXIT_SUCCESS;
+finish:
+	json_object_put(reply);
+	return ret;
+}
+
 static int help(void)
 {
 	printf("%s [OPTIONS...] COMMAND\n"
@@ -474,6 +919,11 @@ static int help(void)
 	       "Commands:\n"
 	       "  status                 Show daemon status (default)\n"
 	       "  devices                List device memory targets\n"
+	       "  migrate --pid=PID (--range=START-END | --all) --to=DEVICE|system [--dry-run]\n"
+	       "                         Move a process's memory to a device or to system RAM\n"
+	       "  residency --pid=PID [--verbose]\n"
+	       "                         Show where a process's memory is\n"
+	       "  stats                  Per-device migration counters since start\n"
 	       "  help                   Show this help\n"
 	       "\n"
 	       "Options:\n"
@@ -485,10 +935,19 @@ static int help(void)
 	       "     --socket=PATH       Daemon socket (default: $COHCTL_SOCKET or\n"
 	       "                         " COHCTL_DEFAULT_SOCKET ")\n"
 	       "     --timeout=DURATION  Give up on a daemon that does not answer (default 25s,\n"
-	       "                         \"infinity\" to wait forever)\n"
+	       "                         for migrate infinity; \"infinity\" to wait forever)\n"
 	       "\n"
-	       "Exit status: 0 success, 1 failure or error reply, 2 usage error,\n"
-	       "69 coherentd not running or not answering. See cohctl(8).\n",
+	       "Options of migrate and residency:\n"
+	       "  -p --pid=PID           The process\n"
+	       "     --range=START-END   Addresses [START, END), page aligned, hex (0x...) or decimal\n"
+	       "     --all               Every mapping of the process\n"
+	       "  -t --to=DEVICE         A device from 'cohctl devices', or \"system\" for system RAM\n"
+	       "     --dry-run           Report what would move, move nothing\n"
+	       "  -v --verbose           residency: also per mapping\n"
+	       "\n"
+	       "Exit status: 0 success, 1 failure or error reply, 2 usage error or invalid\n"
+	       "parameter, 3 no such process (or not migratable, nothing mapped), 4 permission\n"
+	       "denied, 5 no such device, 69 coherentd not running or not answering. See cohctl(8).\n",
 	       program_invocation_short_name);
 	return COHCTL_EXIT_SUCCESS;
 }
@@ -502,15 +961,32 @@ typedef struct Verb {
 	const char *name;
 	unsigned min_args, max_args;  /* counting the verb itself */
 	bool is_default;
+	unsigned options;             /* the verb-specific options it takes (OPT_*) */
 	int (*fn)(int argc, char **argv);
 } Verb;
 
 static const Verb verbs[] = {
-	{ "status",  1, 1, true,  verb_status },
-	{ "devices", 1, 1, false, verb_devices },
-	{ "help",    1, 1, false, verb_help },
+	{ "status",    1, 1, true,  0, verb_status },
+	{ "devices",   1, 1, false, 0, verb_devices },
+	{ "migrate",   1, 1, false, OPT_PID | OPT_RANGE | OPT_ALL | OPT_TO | OPT_DRY_RUN, verb_migrate },
+	{ "residency", 1, 1, false, OPT_PID | OPT_VERBOSE, verb_residency },
+	{ "stats",     1, 1, false, 0, verb_stats },
+	{ "help",      1, 1, false, 0, verb_help },
 	{}
 };
+
+static const char *option_name(unsigned opt)
+{
+	switch (opt) {
+	case OPT_PID:     return "--pid";
+	case OPT_RANGE:   return "--range";
+	case OPT_ALL:     return "--all";
+	case OPT_TO:      return "--to";
+	case OPT_DRY_RUN: return "--dry-run";
+	case OPT_VERBOSE: return "--verbose";
+	default:          return "?";
+	}
+}
 
 static int dispatch_verb(int argc, char **argv)
 {
@@ -535,7 +1011,57 @@ static int dispatch_verb(int argc, char **argv)
 		log_error("Wrong number of arguments for '%s'.", v->name);
 		return COHCTL_EXIT_USAGE;
 	}
+	for (unsigned o = 1; o <= OPT_VERBOSE; o <<= 1)
+		if ((arg_given & o) && !(v->options & o)) {
+			log_error("Option %s is not valid for '%s'.", option_name(o), v->name);
+			return COHCTL_EXIT_USAGE;
+		}
 	return v->fn(argc, argv);
+}
+
+/* "0x7f0000-0x7f8000" or "4096-8192": hex with 0x, decimal otherwise. */
+static int parse_address(const char *s, size_t n, uint64_t *ret)
+{
+	char buf[32];
+	char *end;
+
+	if (n == 0 || n >= sizeof(buf))
+		return -EINVAL;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	if (buf[0] == '0' && (buf[1] == 'x' || buf[1] == 'X')) {
+		if (!buf[2] || strspn(buf + 2, "0123456789abcdefABCDEF") != strlen(buf + 2))
+			return -EINVAL;
+		errno = 0;
+		*ret = strtoull(buf + 2, &end, 16);
+		return errno == ERANGE ? -ERANGE : 0;
+	}
+	return safe_atou64(buf, ret);
+}
+
+static int parse_range(const char *s, uint64_t *ret_start, uint64_t *ret_end)
+{
+	const char *dash = strchr(s, '-');
+	long ps = sysconf(_SC_PAGESIZE);
+	uint64_t start, end;
+
+	if (!dash || parse_address(s, dash - s, &start) < 0 ||
+	    parse_address(dash + 1, strlen(dash + 1), &end) < 0) {
+		log_error("Invalid --range '%s': expected START-END, hex (0x...) or decimal.", s);
+		return -EINVAL;
+	}
+	if (end <= start) {
+		log_error("Invalid --range '%s': END must be above START.", s);
+		return -EINVAL;
+	}
+	if (ps > 0 && ((start | end) & (uint64_t) (ps - 1))) {
+		log_error("Invalid --range '%s': START and END must be multiples of the page size "
+			  "(%ld).", s, ps);
+		return -EINVAL;
+	}
+	*ret_start = start;
+	*ret_end = end;
+	return 0;
 }
 
 /* > 0: an exit code to return now (after --help, or a usage error), 0: go on. */
@@ -547,6 +1073,9 @@ static int parse_argv(int argc, char **argv)
 		ARG_NO_LEGEND,
 		ARG_SOCKET,
 		ARG_TIMEOUT,
+		ARG_RANGE,
+		ARG_ALL,
+		ARG_DRY_RUN,
 	};
 	static const struct option options[] = {
 		{ "help",      no_argument,       NULL, 'h' },
@@ -555,6 +1084,12 @@ static int parse_argv(int argc, char **argv)
 		{ "no-legend", no_argument,       NULL, ARG_NO_LEGEND },
 		{ "socket",    required_argument, NULL, ARG_SOCKET },
 		{ "timeout",   required_argument, NULL, ARG_TIMEOUT },
+		{ "pid",       required_argument, NULL, 'p' },
+		{ "range",     required_argument, NULL, ARG_RANGE },
+		{ "all",       no_argument,       NULL, ARG_ALL },
+		{ "to",        required_argument, NULL, 't' },
+		{ "dry-run",   no_argument,       NULL, ARG_DRY_RUN },
+		{ "verbose",   no_argument,       NULL, 'v' },
 		{}
 	};
 	const char *e;
@@ -564,8 +1099,12 @@ static int parse_argv(int argc, char **argv)
 	if (!isempty(e))
 		arg_socket = e;
 
-	/* "+": stop at the verb, like systemctl; options after it are the verb's. */
-	while ((c = getopt_long(argc, argv, "+hj", options, NULL)) >= 0)
+	/*
+	 * No "+": getopt permutes, so options may come before or after the verb
+	 * (cohctl devices --json), as with systemctl. Verb-specific options are
+	 * checked against the verb in dispatch_verb().
+	 */
+	while ((c = getopt_long(argc, argv, "hjp:t:v", options, NULL)) >= 0)
 		switch (c) {
 		case 'h':
 			help();
@@ -609,6 +1148,46 @@ static int parse_argv(int argc, char **argv)
 					  optarg);
 				return COHCTL_EXIT_USAGE;
 			}
+			arg_timeout_set = true;
+			break;
+		case 'p': {
+			int pid;
+
+			r = safe_atoi(optarg, &pid);
+			if (r < 0 || pid <= 0) {
+				log_error("Invalid --pid '%s': expected a process id above 0.", optarg);
+				return COHCTL_EXIT_USAGE;
+			}
+			arg_pid = pid;
+			arg_given |= OPT_PID;
+			break;
+		}
+		case ARG_RANGE:
+			r = parse_range(optarg, &arg_start, &arg_end);
+			if (r < 0)
+				return COHCTL_EXIT_USAGE;
+			arg_have_range = true;
+			arg_given |= OPT_RANGE;
+			break;
+		case ARG_ALL:
+			arg_all = true;
+			arg_given |= OPT_ALL;
+			break;
+		case 't':
+			if (isempty(optarg)) {
+				log_error("--to needs a device name or \"system\".");
+				return COHCTL_EXIT_USAGE;
+			}
+			arg_to = optarg;
+			arg_given |= OPT_TO;
+			break;
+		case ARG_DRY_RUN:
+			arg_dry_run = true;
+			arg_given |= OPT_DRY_RUN;
+			break;
+		case 'v':
+			arg_verbose = true;
+			arg_given |= OPT_VERBOSE;
 			break;
 		case '?':
 			/* getopt_long() already said what is wrong. */

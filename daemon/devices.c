@@ -19,6 +19,34 @@ void devices_free(Device *d, size_t n)
 	free(d);
 }
 
+int devices_append(Device **devices, size_t *n, const Device *d)
+{
+	Device *nd;
+	char *name;
+
+	name = strdup(d->name);
+	if (!name)
+		return -ENOMEM;
+	nd = realloc(*devices, (*n + 1) * sizeof(Device));
+	if (!nd) {
+		free(name);
+		return -ENOMEM;
+	}
+	*devices = nd;
+	nd[*n] = *d;
+	nd[*n].name = name;
+	(*n)++;
+	return 0;
+}
+
+const Device *devices_find(const Device *devices, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (streq(devices[i].name, name))
+			return &devices[i];
+	return NULL;
+}
+
 int devices_parse_node_meminfo(const char *text, int node, uint64_t *ret_total,
 			       uint64_t *ret_free)
 {
@@ -256,6 +284,7 @@ static int device_append(Device **devices, size_t *n, const char *name, const No
 	*d = (Device) {
 		.name = strdup(name),
 		.kind = DEVICE_KIND_NUMA,
+		.id = ni->id,
 		.node = ni->id,
 		.tier = ni->tier,
 		.total_bytes = ni->total_bytes,

@@ -26,6 +26,7 @@
 typedef struct Device {
 	char *name;
 	DeviceKind kind;
+	int64_t id;               /* the backend's id: numa node, or cohmem pool id */
 	int node;                 /* -1 when the device has no node */
 	int tier;                 /* -1 when unknown */
 	uint64_t total_bytes;
@@ -75,3 +76,8 @@ int devices_discover(const char *root, const Conf *conf, Device **ret, size_t *r
 		     char ***ret_missing);
 
 void devices_free(Device *d, size_t n);
+
+/* Append a copy of d (name duplicated). */
+int devices_append(Device **devices, size_t *n, const Device *d);
+/* The device called name, or NULL. */
+const Device *devices_find(const Device *devices, size_t n, const char *name);

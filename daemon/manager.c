@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "backend.h"
 #include "log.h"
 #include "manager.h"
 #include "util.h"
@@ -33,6 +35,10 @@ int manager_new(Manager **ret)
 	if (r < 0)
 		return r;
 
+	r = mover_new(m->event, MOVER_WORKERS_MAX_DEFAULT, &m->mover);
+	if (r < 0)
+		return r;
+
 	m->root = strdup("/");
 	m->config_path = strdup(CONF_FILE_DEFAULT);
 	m->socket_path = strdup(COHERENTD_SOCKET_PATH);
@@ -48,6 +54,8 @@ Manager *manager_free(Manager *m)
 	if (!m)
 		return NULL;
 
+	/* Jobs answer their callers (with an error) before the server goes. */
+	m->mover = mover_free(m->mover);
 	varlink_server_free(m->varlink);
 	if (m->socket_bound)
 		(void) unlink(m->socket_path);
@@ -56,6 +64,10 @@ Manager *manager_free(Manager *m)
 	sd_event_source_disable_unref(m->sigint_source);
 	sd_event_source_disable_unref(m->sighup_source);
 	sd_event_source_disable_unref(m->refresh_timer);
+	sd_event_source_disable_unref(m->cohmem_monitor_source);
+	backend_ref_unref(m->cohmem);
+	backend_ref_unref(m->numa);
+	stats_done(&m->stats);
 	sd_event_unref(m->event);
 
 	devices_free(m->devices, m->n_devices);
@@ -161,6 +173,210 @@ static void manager_notify_status(Manager *m)
 			  m->n_devices == 1 ? "" : "s");
 }
 
+static void manager_drop_cohmem(Manager *m)
+{
+	m->cohmem_monitor_source = sd_event_source_disable_unref(m->cohmem_monitor_source);
+	if (m->cohmem && m->cohmem->ops->monitor_close)
+		m->cohmem->ops->monitor_close(m->cohmem->backend);
+	m->cohmem = backend_ref_unref(m->cohmem);
+}
+
+static int on_cohmem_monitor(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
+static void on_cohmem_event(Backend *b, const BackendEvent *event, void *userdata)
+{
+	Manager *m = userdata;
+
+	switch (event->type) {
+	case BACKEND_EVENT_WATERMARK_LOW:
+		log_info("cohmem pool %" PRIi64 ": free memory fell below the low watermark "
+			 "(%" PRIu64 " bytes free).", event->id, event->free_bytes);
+		break;
+	case BACKEND_EVENT_WATERMARK_HIGH:
+		log_info("cohmem pool %" PRIi64 ": free memory is above the high watermark again "
+			 "(%" PRIu64 " bytes free).", event->id, event->free_bytes);
+		break;
+	case BACKEND_EVENT_UNLOAD:
+		log_info("cohmem.ko is being unloaded, dropping its pools.");
+		/* Jobs that still use it keep their reference; the next refresh sees it gone. */
+		m->cohmem_monitor_source = sd_event_source_disable_unref(m->cohmem_monitor_source);
+		break;
+	}
+}
+
+static int on_cohmem_monitor(sd_event_source *s, int fd, uint32_t revents, void *userdata)
+{
+	Manager *m = userdata;
+	int r;
+
+	if (!m->cohmem)
+		return 0;
+	r = m->cohmem->ops->monitor_dispatch(m->cohmem->backend);
+	if (r < 0) {
+		log_debug_errno(r, "Failed to read cohmem events, stopping to watch them: %m");
+		m->cohmem_monitor_source = sd_event_source_disable_unref(m->cohmem_monitor_source);
+	}
+	/* Free memory changed or the module goes: show it now, not at the next tick. */
+	if (m->n_devices > 0 || r < 0)
+		(void) manager_refresh_devices(m);
+	return 0;
+}
+
+static void manager_watch_cohmem(Manager *m)
+{
+	int fd, r;
+
+	if (!m->cohmem || !m->event || m->cohmem_monitor_source ||
+	    !m->cohmem->ops->monitor_open || !m->cohmem->ops->monitor_dispatch)
+		return;
+	r = m->cohmem->ops->monitor_open(m->cohmem->backend, on_cohmem_event, m, &fd);
+	if (r >= 0)
+		r = sd_event_add_io(m->event, &m->cohmem_monitor_source, fd, EPOLLIN,
+				    on_cohmem_monitor, m);
+	if (r < 0) {
+		log_debug_errno(r, "Failed to watch cohmem events, ignoring: %m");
+		return;
+	}
+	(void) sd_event_source_set_description(m->cohmem_monitor_source, "cohmem-monitor");
+}
+
+/* Probe cohmem.ko when it is not open; quietly, it may simply not be loaded. */
+static void manager_probe_cohmem(Manager *m)
+{
+	int r;
+
+	if (m->cohmem)
+		return;
+	r = backend_ref_open(&backend_cohmem_ops, m->root, &m->cohmem);
+	if (r == -ENODEV || r == -ENOENT || r == -EPROTONOSUPPORT || r == -EAFNOSUPPORT) {
+		m->cohmem_failed = false;
+		return;
+	}
+	if (r < 0) {
+		if (!m->cohmem_failed)
+			log_warning_errno(r, "Failed to open the cohmem backend, ignoring: %m%s%s",
+					  backend_last_message() ? " — " : "",
+					  backend_last_message() ?: "");
+		m->cohmem_failed = true;
+		return;
+	}
+	m->cohmem_failed = false;
+	log_info("cohmem.ko is loaded: its pools are devices now.");
+	manager_watch_cohmem(m);
+}
+
+/* The pools of cohmem.ko as devices, after the NUMA ones. */
+static void manager_add_cohmem_devices(Manager *m, Device **devices, size_t *n)
+{
+	BackendDevice *pools = NULL;
+	size_t n_pools = 0;
+	int r;
+
+	manager_probe_cohmem(m);
+	if (!m->cohmem)
+		return;
+
+	r = m->cohmem->ops->list_devices(m->cohmem->backend, &pools, &n_pools);
+	if (r < 0) {
+		if (r == -ENODEV || r == -ENOENT)
+			log_info("cohmem.ko was unloaded: its pools are gone.");
+		else
+			log_warning_errno(r, "Failed to list cohmem pools, dropping the backend: %m");
+		manager_drop_cohmem(m);
+		return;
+	}
+
+	for (size_t i = 0; i < n_pools; i++) {
+		const BackendDevice *p = &pools[i];
+		Device d = {
+			.name = (char *) p->name,
+			.kind = DEVICE_KIND_COHMEM,
+			.id = p->id,
+			.node = p->node,
+			.tier = -1,
+			.total_bytes = p->total_bytes,
+			.free_bytes = p->free_bytes,
+			.has_low_watermark = p->low_watermark_bytes > 0,
+			.low_watermark_bytes = p->low_watermark_bytes,
+			.has_high_watermark = p->high_watermark_bytes > 0,
+			.high_watermark_bytes = p->high_watermark_bytes,
+		};
+
+		if (devices_find(*devices, *n, p->name)) {
+			if (m->report_conf_problems)
+				log_warning("cohmem pool %s has the name of another device, ignoring it.",
+					    p->name);
+			continue;
+		}
+		if (devices_append(devices, n, &d) < 0) {
+			log_oom();
+			break;
+		}
+	}
+	free(pools);
+}
+
+int manager_open_backends(Manager *m)
+{
+	int r;
+
+	if (!m->numa) {
+		r = backend_ref_open(&backend_numa_ops, m->root, &m->numa);
+		if (r == -ENODEV || r == -ENOENT)
+			log_info("No NUMA under %s: NUMA devices cannot be migrated to.", m->root);
+		else if (r < 0)
+			log_warning_errno(r, "Failed to open the numa backend, ignoring: %m");
+	}
+	manager_probe_cohmem(m);
+	return 0;
+}
+
+static unsigned manager_n_devices_of_kind(const Manager *m, DeviceKind k)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < m->n_devices; i++)
+		n += m->devices[i].kind == k;
+	return n;
+}
+
+int manager_resolve_target(Manager *m, const char *to, MigrateRequest *req)
+{
+	const Device *d;
+
+	req->n_steps = 0;
+	if (streq(to, "system")) {
+		/* Pools first: what leaves them may land on a device node numa then moves. */
+		if (m->cohmem)
+			req->steps[req->n_steps++] = (MigrateStep) {
+				.backend = backend_ref_ref(m->cohmem),
+				.target = { .system = true, .id = -1 },
+				.snapshot = true,
+			};
+		if (m->numa)
+			req->steps[req->n_steps++] = (MigrateStep) {
+				.backend = backend_ref_ref(m->numa),
+				.target = { .system = true, .id = -1 },
+				.snapshot = true,
+			};
+		return req->n_steps > 0 ? 0 : -ENODEV;
+	}
+
+	d = devices_find(m->devices, m->n_devices, to);
+	if (!d)
+		return -ENODEV;
+	if (d->kind == DEVICE_KIND_COHMEM ? !m->cohmem : !m->numa)
+		return -ENODEV;
+	req->steps[0] = (MigrateStep) {
+		.backend = backend_ref_ref(d->kind == DEVICE_KIND_COHMEM ? m->cohmem : m->numa),
+		.target = { .system = false, .id = d->kind == DEVICE_KIND_COHMEM ? d->id : d->node },
+		/* Pages may come off another device of the same backend: measure that. */
+		.snapshot = manager_n_devices_of_kind(m, d->kind) > 1,
+	};
+	req->n_steps = 1;
+	return 0;
+}
+
 int manager_refresh_devices(Manager *m)
 {
 	_cleanup_strv_free_ char **missing = NULL;
@@ -200,6 +416,8 @@ int manager_refresh_devices(Manager *m)
 				  " bytes free.", devices[i].name, devices[i].node, devices[i].tier,
 				  devices[i].free_bytes, devices[i].total_bytes);
 	}
+
+	manager_add_cohmem_devices(m, &devices, &n);
 
 	devices_free(m->devices, m->n_devices);
 	m->devices = devices;
@@ -363,6 +581,8 @@ int manager_start(Manager *m, const int *fds, size_t n_fds)
 	r = sd_event_set_watchdog(m->event, true);
 	if (r < 0)
 		return log_error_errno(r, "Failed to enable the watchdog: %m");
+
+	(void) manager_open_backends(m);
 
 	r = manager_refresh_devices(m);
 	if (r < 0)

@@ -11,8 +11,11 @@
 #include <stdint.h>
 #include <systemd/sd-event.h>
 
+#include "backend.h"
 #include "conf.h"
 #include "devices.h"
+#include "mover.h"
+#include "stats.h"
 #include "varlink.h"
 
 typedef struct Manager {
@@ -32,6 +35,16 @@ typedef struct Manager {
 	bool report_conf_problems;/* log missing configured devices on the next refresh */
 
 	VarlinkServer *varlink;
+
+	/*
+	 * Backends: numa whenever NUMA sysfs exists, cohmem while cohmem.ko is
+	 * loaded (probed again on every refresh). Jobs hold their own references.
+	 */
+	BackendRef *numa, *cohmem;
+	sd_event_source *cohmem_monitor_source;
+	bool cohmem_failed;       /* last probe failed for a reason other than -ENODEV */
+	Mover *mover;
+	Stats stats;
 
 	sd_event_source *sigterm_source, *sigint_source, *sighup_source;
 	sd_event_source *refresh_timer;
@@ -69,6 +82,16 @@ int manager_reload(Manager *m);
  * watchdog. Then run sd_event_loop() and send READY=1.
  */
 int manager_start(Manager *m, const int *fds, size_t n_fds);
+
+/*
+ * Fill in the steps of a migration to `to` (a device name or "system"), each
+ * with a backend reference. -ENODEV when there is no such device (or no
+ * backend behind it).
+ */
+int manager_resolve_target(Manager *m, const char *to, MigrateRequest *req);
+
+/* Open the numa backend and probe cohmem; absent kernel sides are not errors. */
+int manager_open_backends(Manager *m);
 
 uint64_t manager_total_device_bytes(const Manager *m);
 uint64_t manager_free_device_bytes(const Manager *m);

@@ -193,14 +193,25 @@ grep -q "$VERSION" "$tmp/out"
 ok "--version prints $VERSION" $?
 
 # ------------------------------------------------------------ cohctl against a broken daemon
-$RAW fake-daemon "$SOCK" error 2 &
+$RAW fake-daemon "$SOCK" error 2 org.varlink.service.MethodNotFound &
 fake=$!
 while [ ! -S "$SOCK" ] && kill -0 $fake 2>/dev/null; do sleep 0.05; done
 expect_rc "an error reply exits 1" 1 cohctl status
 same "an error reply is printed as its name and parameters" "$(cat "$tmp/err")" \
-	'io.coherentd.GetStatus failed: io.coherentd.PermissionDenied {"method":"io.coherentd.GetStatus"}'
+	'io.coherentd.GetStatus failed: org.varlink.service.MethodNotFound {"method":"io.coherentd.GetStatus"}'
 expect_rc "an error reply with --json exits 1" 1 cohctl --json devices
 wait $fake
+
+# The errors with exit codes of their own (cohctl(8), EXIT STATUS).
+for e in InvalidParameter:2 NoSuchProcess:3 ProcessNotMigratable:3 NothingMapped:3 \
+	 PermissionDenied:4 NoSuchDevice:5 MigrationFailed:1; do
+	rm -f "$SOCK"
+	$RAW fake-daemon "$SOCK" error 1 "io.coherentd.${e%%:*}" &
+	fake=$!
+	while [ ! -S "$SOCK" ] && kill -0 $fake 2>/dev/null; do sleep 0.05; done
+	expect_rc "io.coherentd.${e%%:*} exits ${e#*:}" "${e#*:}" cohctl stats
+	wait $fake
+done
 
 $RAW fake-daemon "$SOCK" malformed 2 &
 fake=$!

@@ -262,10 +262,10 @@ def cmd_stale(path):
     s.close()
 
 
-def cmd_fake_daemon(path, mode, count):
+def cmd_fake_daemon(path, mode, count, error="io.coherentd.PermissionDenied"):
     """
     Serve `count` connections as a broken daemon would, then exit:
-      error      answer every call with io.coherentd.PermissionDenied
+      error      answer every call with the error `error` (PermissionDenied)
       malformed  answer with parameters that miss the fields cohctl needs
       close      read the call, hang up without answering
       silent     read the call, never answer (until the client leaves)
@@ -284,7 +284,7 @@ def cmd_fake_daemon(path, mode, count):
             continue
         call = json.loads(msg)
         if mode == "error":
-            reply = {"error": "io.coherentd.PermissionDenied",
+            reply = {"error": error,
                      "parameters": {"method": call.get("method")}}
         elif mode == "malformed":
             reply = {"parameters": {"devices": "not a list", "version": 3}}
