@@ -401,6 +401,7 @@ struct VarlinkConnection {
 	/* A call was dispatched and has not been answered yet. */
 	bool call_pending;
 	bool call_oneway;
+	bool call_more;            /* the pending call asked for "continues" replies */
 	/* Close once the output is flushed. */
 	bool close_after_flush;
 	/* Inside connection_process(): no need to schedule it. */
@@ -535,10 +536,11 @@ static size_t connection_output_pending(const VarlinkConnection *c)
 }
 
 /* A call holds a reference on its connection until it is answered (varlink.h). */
-static void connection_call_begin(VarlinkConnection *c, bool oneway)
+static void connection_call_begin(VarlinkConnection *c, bool oneway, bool more)
 {
 	c->call_pending = true;
 	c->call_oneway = oneway;
+	c->call_more = more && !oneway;
 	varlink_connection_ref(c);
 }
 
@@ -755,13 +757,13 @@ static int connection_dispatch(VarlinkConnection *c, const char *text)
 	r = call_parse(text, &call, &field);
 	if (r == -EBADMSG) {
 		/* The framing is intact, so the connection stays usable: say what is wrong. */
-		connection_call_begin(c, false);
+		connection_call_begin(c, false, false);
 		return varlink_reply_invalid_parameter(c, field);
 	}
 	if (r < 0)
 		return r;
 
-	connection_call_begin(c, call.oneway);
+	connection_call_begin(c, call.oneway, call.more);
 
 	fn = server_find_method(s, call.method);
 	if (!fn) {
@@ -1230,6 +1232,52 @@ int varlink_reply_error(VarlinkConnection *c, const char *error, json_object *pa
 	return connection_reply(c, error, parameters);
 }
 
+bool varlink_connection_wants_more(VarlinkConnection *c)
+{
+	return c && c->call_pending && c->call_more;
+}
+
+int varlink_reply_continues(VarlinkConnection *c, json_object *parameters)
+{
+	json_object *msg;
+	int r;
+
+	if (!c || (parameters && !json_object_is_type(parameters, json_type_object))) {
+		json_object_put(parameters);
+		return -EINVAL;
+	}
+	if (!c->call_pending) {
+		json_object_put(parameters);
+		return -EBADE;
+	}
+	if (!c->call_more) {
+		/* Not asked for (or oneway): only the final reply counts. */
+		json_object_put(parameters);
+		return 0;
+	}
+	if (!c->server) {
+		/* The call stays pending: its final reply releases it. */
+		json_object_put(parameters);
+		return -ENOTCONN;
+	}
+	if (connection_output_pending(c) >= VARLINK_OUTPUT_HIGH) {
+		/* The peer does not read: drop progress rather than buffer without bound. */
+		json_object_put(parameters);
+		return -EAGAIN;
+	}
+
+	msg = json_object_new_object();
+	if (!msg) {
+		json_object_put(parameters);
+		return -ENOMEM;
+	}
+	json_object_object_add(msg, "parameters", parameters ?: json_object_new_object());
+	json_object_object_add(msg, "continues", json_object_new_boolean(true));
+	r = connection_send(c, msg);
+	json_object_put(msg);
+	return r;
+}
+
 int varlink_reply_invalid_parameter(VarlinkConnection *c, const char *name)
 {
 	return reply_error_simple(c, VARLINK_ERROR_INVALID_PARAMETER, "parameter", name ?: "");
@@ -1340,6 +1388,12 @@ static int client_wait(VarlinkClient *c, short events, uint64_t deadline)
 int varlink_client_send(VarlinkClient *c, const char *method, json_object *parameters, bool oneway,
 			uint64_t timeout_usec)
 {
+	return varlink_client_send_ext(c, method, parameters, oneway, false, timeout_usec);
+}
+
+int varlink_client_send_ext(VarlinkClient *c, const char *method, json_object *parameters,
+			    bool oneway, bool more, uint64_t timeout_usec)
+{
 	json_object *msg;
 	uint64_t deadline = timeout_usec > 0 ? now_usec() + timeout_usec : 0;
 	size_t n, off = 0;
@@ -1357,6 +1411,8 @@ int varlink_client_send(VarlinkClient *c, const char *method, json_object *param
 			       parameters ? json_object_get(parameters) : json_object_new_object());
 	if (oneway)
 		json_object_object_add(msg, "oneway", json_object_new_boolean(true));
+	if (more)
+		json_object_object_add(msg, "more", json_object_new_boolean(true));
 	r = message_serialize(msg, &text, &n);
 	json_object_put(msg);
 	if (r < 0)
@@ -1386,6 +1442,13 @@ int varlink_client_send(VarlinkClient *c, const char *method, json_object *param
 int varlink_client_receive(VarlinkClient *c, uint64_t timeout_usec, json_object **ret_parameters,
 			   char **ret_error)
 {
+	return varlink_client_receive_ext(c, timeout_usec, ret_parameters, ret_error, NULL);
+}
+
+int varlink_client_receive_ext(VarlinkClient *c, uint64_t timeout_usec,
+			       json_object **ret_parameters, char **ret_error, bool *ret_continues)
+{
+	bool continues = false;
 	uint64_t deadline = timeout_usec > 0 ? now_usec() + timeout_usec : 0;
 	json_object *o = NULL, *p, *e;
 	char *msg = NULL, *err = NULL;
@@ -1438,6 +1501,13 @@ int varlink_client_receive(VarlinkClient *c, uint64_t timeout_usec, json_object 
 		}
 	}
 
+	if (json_object_object_get_ex(o, "continues", &e) && e) {
+		if (!json_object_is_type(e, json_type_boolean))
+			goto fail;
+		/* An error ends the call, whatever it says. */
+		continues = json_object_get_boolean(e) && !err;
+	}
+
 	if (json_object_object_get_ex(o, "parameters", &p) && p) {
 		if (!json_object_is_type(p, json_type_object))
 			goto fail;
@@ -1453,6 +1523,8 @@ int varlink_client_receive(VarlinkClient *c, uint64_t timeout_usec, json_object 
 	json_object_put(o);
 	*ret_parameters = p;
 	*ret_error = err;
+	if (ret_continues)
+		*ret_continues = continues;
 	return 0;
 
 fail:

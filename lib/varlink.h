@@ -133,6 +133,17 @@ VarlinkServer *varlink_server_free(VarlinkServer *s);
 /* Replies take ownership of parameters (may be NULL for an empty object). */
 int varlink_reply(VarlinkConnection *c, json_object *parameters);
 int varlink_reply_error(VarlinkConnection *c, const char *error, json_object *parameters);
+/*
+ * "more" calls (varlink's streaming replies): true when the pending call on c
+ * asked for more replies. varlink_reply_continues() sends a reply with
+ * "continues": true and keeps the call pending; the call still ends with one
+ * varlink_reply() or varlink_reply_error(). When the caller did not ask for
+ * more (or the call is oneway) it sends nothing and returns 0; when the peer
+ * does not read its replies it drops this one and returns -EAGAIN (the final
+ * reply is never dropped); -ENOTCONN when the peer is gone.
+ */
+bool varlink_connection_wants_more(VarlinkConnection *c);
+int varlink_reply_continues(VarlinkConnection *c, json_object *parameters);
 /* Convenience: InvalidParameter with {"parameter": name}. */
 int varlink_reply_invalid_parameter(VarlinkConnection *c, const char *name);
 /* Peer credentials captured with SO_PEERCRED at accept time. */
@@ -162,3 +173,12 @@ int varlink_client_send(VarlinkClient *c, const char *method, json_object *param
 			uint64_t timeout_usec);
 int varlink_client_receive(VarlinkClient *c, uint64_t timeout_usec, json_object **ret_parameters,
 			   char **ret_error);
+/*
+ * With more: the call asks for "continues" replies; receive them with
+ * varlink_client_receive_ext() until *ret_continues is false (an error reply
+ * always ends the call). timeout_usec applies to each reply.
+ */
+int varlink_client_send_ext(VarlinkClient *c, const char *method, json_object *parameters,
+			    bool oneway, bool more, uint64_t timeout_usec);
+int varlink_client_receive_ext(VarlinkClient *c, uint64_t timeout_usec,
+			       json_object **ret_parameters, char **ret_error, bool *ret_continues);

@@ -323,7 +323,48 @@ static int method_big(VarlinkConnection *c, json_object *parameters, void *userd
 	return r;
 }
 
+/* Three progress replies when asked for more, then the final one. */
+static int method_stream(VarlinkConnection *c, json_object *parameters, void *userdata)
+{
+	Fixture *fx = userdata;
+	bool more = varlink_connection_wants_more(c);
+
+	for (int i = 0; i < 3; i++) {
+		json_object *p = json_object_new_object();
+
+		json_object_object_add(p, "step", json_object_new_int(i));
+		/* Without "more" nothing is sent, and that is not an error. */
+		assert_int_equal(varlink_reply_continues(c, p), 0);
+	}
+	fx->n_echo += more;
+	return varlink_reply(c, NULL);
+}
+
+/* Progress until the unread peer makes continues drop, then park for the final reply. */
+static int method_flood(VarlinkConnection *c, json_object *parameters, void *userdata)
+{
+	Fixture *fx = userdata;
+	int r;
+
+	do {
+		json_object *p = json_object_new_object();
+		char *pad = malloc(200001);
+
+		memset(pad, 'p', 200000);
+		pad[200000] = '\0';
+		json_object_object_add(p, "pad", json_object_new_string(pad));
+		free(pad);
+		r = varlink_reply_continues(c, p);
+		fx->n_echo++;
+	} while (r == 0 && fx->n_echo < 1000);
+	assert_int_equal(r, -EAGAIN);
+	fx->parked = c;
+	return 0;
+}
+
 static const VarlinkMethod test_methods[] = {
+	{ "io.test.Stream", method_stream },
+	{ "io.test.Flood", method_flood },
 	{ "io.test.Echo", method_echo },
 	{ "io.test.Peer", method_peer },
 	{ "io.test.Later", method_later },
@@ -682,6 +723,69 @@ static void test_server_async_reply_epipe(void **state)
 	fx->parked = NULL;
 	run_until_idle(fx);
 	assert_int_equal(varlink_server_n_connections(fx->server), 0);
+}
+
+static void test_server_more(void **state)
+{
+	static const char calls[] =
+		"{\"method\":\"io.test.Stream\",\"more\":true}\0"
+		"{\"method\":\"io.test.Stream\"}\0"
+		"{\"method\":\"io.test.Stream\",\"more\":true,\"oneway\":true}\0"
+		"{\"method\":\"io.test.Echo\",\"parameters\":{\"x\":7}}\0";
+	Fixture *fx = *state;
+	int fd = connect_pair(fx);
+	Received rx = {};
+
+	send_raw(fd, calls, sizeof(calls) - 1);
+	run_until_idle(fx);
+	receive(fd, &rx);
+	assert_int_equal(rx.n, 6);
+	assert_string_equal(rx.msgs[0], "{\"parameters\":{\"step\":0},\"continues\":true}");
+	assert_string_equal(rx.msgs[1], "{\"parameters\":{\"step\":1},\"continues\":true}");
+	assert_string_equal(rx.msgs[2], "{\"parameters\":{\"step\":2},\"continues\":true}");
+	assert_string_equal(rx.msgs[3], "{\"parameters\":{}}");
+	/* Not asked for more: one reply. Oneway: none at all. Then the next call. */
+	assert_string_equal(rx.msgs[4], "{\"parameters\":{}}");
+	assert_string_equal(rx.msgs[5], "{\"parameters\":{\"x\":7}}");
+	received_done(&rx);
+	/* One Stream saw "more" (not the oneway one), plus the Echo. */
+	assert_int_equal(fx->n_echo, 2);
+	close(fd);
+}
+
+static void test_server_more_unread(void **state)
+{
+	Fixture *fx = *state;
+	int fd = connect_pair(fx);
+	Received rx = {};
+	size_t n_continues = 0;
+	bool final = false;
+
+	send_str(fd, "{\"method\":\"io.test.Flood\",\"more\":true}");
+	run_until_idle(fx);
+	assert_non_null(fx->parked);
+	/* Bounded: progress stopped being queued once the peer fell behind. */
+	assert_true(fx->n_echo < 1000);
+	assert_int_equal(varlink_reply(fx->parked, NULL), 0);
+	fx->parked = NULL;
+
+	/* The final reply is never dropped: it arrives after what was queued. */
+	while (!final) {
+		run_until_idle(fx);
+		receive(fd, &rx);
+		assert_false(rx.eof);
+		for (size_t i = 0; i < rx.n; i++) {
+			assert_false(final);
+			if (strcmp(rx.msgs[i], "{\"parameters\":{}}") == 0)
+				final = true;
+			else
+				n_continues++;
+		}
+		received_done(&rx);
+	}
+	assert_true(n_continues > 0);
+	assert_true(n_continues < fx->n_echo);
+	close(fd);
 }
 
 static void test_server_peer_credentials(void **state)
@@ -1055,6 +1159,23 @@ static void *client_thread(void *arg)
 	json_object_put(p);
 	p = NULL;
 
+	/* More: continues, then the final reply. */
+	{
+		bool continues = true;
+		int steps = 0;
+
+		r = varlink_client_send_ext(c, "io.test.Stream", NULL, false, true, 0);
+		CT_CHECK(ct, r == 0);
+		while (continues) {
+			r = varlink_client_receive_ext(c, 0, &p, &error, &continues);
+			CT_CHECK(ct, r == 0 && !error);
+			json_object_put(p);
+			p = NULL;
+			steps++;
+		}
+		CT_CHECK(ct, steps == 4);
+	}
+
 	/* Oneway: nothing to receive; the next call's reply is the next message. */
 	r = varlink_client_send(c, "io.test.Echo", NULL, true, 0);
 	CT_CHECK(ct, r == 0);
@@ -1204,6 +1325,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_server_async_reply, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_async_peer_gone, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_async_reply_epipe, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_more, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_more_unread, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_peer_credentials, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_oversize_closes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_server_stalled_half_message, setup, teardown),
