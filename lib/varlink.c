@@ -1385,14 +1385,23 @@ static int client_wait(VarlinkClient *c, short events, uint64_t deadline)
 	}
 }
 
+static int client_send(VarlinkClient *c, const char *method, json_object *parameters, bool oneway,
+		       bool more, uint64_t timeout_usec);
+
 int varlink_client_send(VarlinkClient *c, const char *method, json_object *parameters, bool oneway,
 			uint64_t timeout_usec)
 {
-	return varlink_client_send_ext(c, method, parameters, oneway, false, timeout_usec);
+	return client_send(c, method, parameters, oneway, false, timeout_usec);
 }
 
 int varlink_client_send_ext(VarlinkClient *c, const char *method, json_object *parameters,
-			    bool oneway, bool more, uint64_t timeout_usec)
+			    bool more, uint64_t timeout_usec)
+{
+	return client_send(c, method, parameters, false, more, timeout_usec);
+}
+
+static int client_send(VarlinkClient *c, const char *method, json_object *parameters, bool oneway,
+		       bool more, uint64_t timeout_usec)
 {
 	json_object *msg;
 	uint64_t deadline = timeout_usec > 0 ? now_usec() + timeout_usec : 0;

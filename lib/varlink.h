@@ -142,6 +142,7 @@ int varlink_reply_error(VarlinkConnection *c, const char *error, json_object *pa
  * does not read its replies it drops this one and returns -EAGAIN (the final
  * reply is never dropped); -ENOTCONN when the peer is gone.
  */
+#define VARLINK_HAVE_MORE 1
 bool varlink_connection_wants_more(VarlinkConnection *c);
 int varlink_reply_continues(VarlinkConnection *c, json_object *parameters);
 /* Convenience: InvalidParameter with {"parameter": name}. */
@@ -179,6 +180,6 @@ int varlink_client_receive(VarlinkClient *c, uint64_t timeout_usec, json_object 
  * always ends the call). timeout_usec applies to each reply.
  */
 int varlink_client_send_ext(VarlinkClient *c, const char *method, json_object *parameters,
-			    bool oneway, bool more, uint64_t timeout_usec);
+			    bool more, uint64_t timeout_usec);
 int varlink_client_receive_ext(VarlinkClient *c, uint64_t timeout_usec,
 			       json_object **ret_parameters, char **ret_error, bool *ret_continues);

@@ -1164,7 +1164,7 @@ static void *client_thread(void *arg)
 		bool continues = true;
 		int steps = 0;
 
-		r = varlink_client_send_ext(c, "io.test.Stream", NULL, false, true, 0);
+		r = varlink_client_send_ext(c, "io.test.Stream", NULL, true, 0);
 		CT_CHECK(ct, r == 0);
 		while (continues) {
 			r = varlink_client_receive_ext(c, 0, &p, &error, &continues);
