@@ -222,21 +222,6 @@ static const char *socket_path(void)
 	return arg_socket ?: COHCTL_DEFAULT_SOCKET;
 }
 
-#ifndef VARLINK_HAVE_MORE
-/* TEMPORARY until lib/varlink grows "more" replies. */
-static int varlink_client_send_ext(VarlinkClient *c, const char *m, json_object *p, bool more,
-				   uint64_t t)
-{
-	return varlink_client_send(c, m, p, false, t);
-}
-static int varlink_client_receive_ext(VarlinkClient *c, uint64_t t, json_object **p, char **e,
-				      bool *cont)
-{
-	*cont = false;
-	return varlink_client_receive(c, t, p, e);
-}
-#endif
-
 typedef void (*ProgressFn)(json_object *reply);
 static void progress_clear(void);
 

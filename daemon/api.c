@@ -15,12 +15,6 @@
 #include "mover.h"
 #include "util.h"
 
-#ifndef VARLINK_HAVE_MORE
-/* TEMPORARY until lib/varlink grows "more" replies. */
-static bool varlink_connection_wants_more(VarlinkConnection *c) { return false; }
-static int varlink_reply_continues(VarlinkConnection *c, json_object *p) { json_object_put(p); return 0; }
-#endif
-
 /* Where process credentials are read: always the real procfs (auth.h). */
 #define API_PROC "/proc"
 
