@@ -127,7 +127,19 @@ static int method_peer(VarlinkConnection *c, json_object *parameters, void *user
 	return varlink_reply_error(c, "io.fuzz.Denied", json_object_new_object());
 }
 
+/* Streams when asked for "more"; the last continue may be dropped for an unread peer. */
+static int method_stream(VarlinkConnection *c, json_object *parameters, void *userdata)
+{
+	for (int i = 0; i < 3; i++) {
+		int r = varlink_reply_continues(c, json_object_get(parameters));
+
+		CHECK(r == 0 || r == -EAGAIN || r == -ENOTCONN);
+	}
+	return varlink_reply(c, NULL);
+}
+
 static const VarlinkMethod methods[] = {
+	{ "io.fuzz.Stream", method_stream },
 	{ "io.fuzz.Echo", method_echo },
 	{ "io.fuzz.Later", method_later },
 	{ "io.fuzz.Einval", method_einval },
@@ -202,6 +214,8 @@ static bool drain(int fd, VarlinkFrame *rx)
 		      json_object_is_type(p, json_type_object));
 		if (json_object_object_get_ex(o, "error", &e))
 			CHECK(json_object_is_type(e, json_type_string));
+		if (json_object_object_get_ex(o, "continues", &e))
+			CHECK(json_object_is_type(e, json_type_boolean) && json_object_get_boolean(e));
 		json_object_put(o);
 		free(m);
 	}
