@@ -166,13 +166,22 @@ int auth_check_process(const char *proc, pid_t pid, uid_t peer_uid, int *ret_pid
 	if (pid <= 0)
 		return -EINVAL;
 
+	(void) snprintf(path, sizeof(path), "%s/%d/status", proc ?: "/proc", (int) pid);
+
 	pidfd = pidfd_open_compat(pid);
-	if (pidfd == -EINVAL)
-		return -EINVAL;   /* a thread of a process, not a process */
+	if (pidfd == -EINVAL || pidfd == -ENOENT) {
+		/*
+		 * A thread that does not lead its process (-EINVAL before Linux 6.9,
+		 * -ENOENT since): procfs still shows it, with the process's Tgid.
+		 */
+		if (read_file(path, 0, &text, &size) >= 0 &&
+		    auth_parse_status(text, size, &st) >= 0 && st.tgid != pid)
+			return -EINVAL;
+		return -ESRCH;
+	}
 	if (pidfd < 0)
 		return pidfd;     /* -ESRCH, or -EMFILE and the like */
 
-	(void) snprintf(path, sizeof(path), "%s/%d/status", proc ?: "/proc", (int) pid);
 	r = read_file(path, 0, &text, &size);
 	if (r == -ENOENT || r == -ESRCH)
 		return -ESRCH;

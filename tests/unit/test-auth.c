@@ -2,6 +2,9 @@
 /* daemon/auth: the /proc/PID/status parser, the decision table, and the pidfd checks. */
 
 #include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -232,6 +235,37 @@ static void test_check_process(void **state)
 		assert_int_equal(auth_check_process("/proc", 1, 65534, &fd, &st), -EPERM);
 }
 
+static pid_t thread_tid;
+static sem_t thread_ready, thread_exit;
+
+static void *thread_main(void *arg)
+{
+	thread_tid = gettid();
+	sem_post(&thread_ready);
+	sem_wait(&thread_exit);
+	return NULL;
+}
+
+/* A thread id is not a process: InvalidParameter, whatever the kernel's pidfd_open() says. */
+static void test_thread_id(void **state)
+{
+	AuthProcStatus st;
+	pthread_t t;
+	int fd = -EBADF;
+
+	sem_init(&thread_ready, 0, 0);
+	sem_init(&thread_exit, 0, 0);
+	assert_int_equal(pthread_create(&t, NULL, thread_main, NULL), 0);
+	sem_wait(&thread_ready);
+	assert_int_not_equal(thread_tid, getpid());
+	assert_int_equal(auth_check_process("/proc", thread_tid, getuid(), &fd, &st), -EINVAL);
+	assert_int_equal(fd, -EBADF);
+	sem_post(&thread_exit);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	sem_destroy(&thread_ready);
+	sem_destroy(&thread_exit);
+}
+
 /* A pidfd of a process that exited is not alive, even before it is reaped. */
 static void test_pidfd_alive(void **state)
 {
@@ -266,6 +300,7 @@ int main(void)
 		cmocka_unit_test(test_parse_status),
 		cmocka_unit_test(test_decide),
 		cmocka_unit_test(test_check_process),
+		cmocka_unit_test(test_thread_id),
 		cmocka_unit_test(test_pidfd_alive),
 	};
 
