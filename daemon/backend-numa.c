@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The numa backend: NUMA nodes as devices, pages moved with move_pages(2)
- * through libnuma.
+ * through libnuma (ranges) and migrate_pages(2) (whole processes, see
+ * move_whole()).
  *
- * A move walks the mappings of /proc/PID/maps that intersect the range.
+ * A range move walks the mappings of /proc/PID/maps that intersect the range.
  * Anonymous private mappings are moved in batches of MOVE_BATCH pages; the
  * pages of every other mapping are counted by the mapping's kind (see
  * backend.h) and holes as not present.
@@ -16,8 +17,8 @@
  *      removes not-present pages and pages already in place from the second
  *      call, so that call migrates in long runs: the kernel flushes its
  *      isolation list at every page it does not queue. Measured in the VM
- *      (see the report in tests/vm/daemon/backend-check.c) the query costs a
- *      few percent of a move.
+ *      (tests/vm/daemon/backend-check.c with BACKEND_BENCH=1) a query pass
+ *      costs about 3% of the move.
  *   2. the move of the remaining pages, MPOL_MF_MOVE (pages mapped by other
  *      processes are refused with -EACCES and counted as shared).
  *
@@ -65,6 +66,16 @@ static long move_pages_call(int pid, unsigned long count, void **pages, const in
 	if (backend_numa_move_pages_hook)
 		return backend_numa_move_pages_hook(pid, count, pages, nodes, status, flags);
 	return numa_move_pages(pid, count, pages, nodes, status, flags);
+}
+
+BackendMigratePagesFn backend_numa_migrate_pages_hook;
+
+static long migrate_pages_call(int pid, unsigned long maxnode, const unsigned long *from,
+			       const unsigned long *to)
+{
+	if (backend_numa_migrate_pages_hook)
+		return backend_numa_migrate_pages_hook(pid, maxnode, from, to);
+	return migrate_pages(pid, maxnode, from, to);
 }
 
 struct Backend {
@@ -520,6 +531,185 @@ static int job_alloc(MoveJob *j)
 	return 0;
 }
 
+/* ---- whole process ---- */
+
+typedef struct NodeMask {
+	unsigned long bits[DEVICES_NODES_MAX / (8 * sizeof(unsigned long))];
+} NodeMask;
+
+static void mask_set(NodeMask *m, int node)
+{
+	m->bits[node / (8 * sizeof(unsigned long))] |= 1UL << (node % (8 * sizeof(unsigned long)));
+}
+
+static int read_numa_maps(const char *root, pid_t pid, BackendNumaMapsEntry **ret, size_t *ret_n)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[64];
+	size_t size;
+	int r;
+
+	(void) snprintf(path, sizeof(path), "/proc/%d/numa_maps", (int) pid);
+	r = read_file_root(root, path, 64U * 1024U * 1024U, &text, &size);
+	if (r == -ENOENT)
+		return -ESRCH;
+	if (r < 0)
+		return r;
+	return backend_numa_maps_parse(text, size, ret, ret_n);
+}
+
+static const BackendNumaMapsEntry *numa_maps_find(const BackendNumaMapsEntry *e, size_t n,
+						  uint64_t start)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (e[mid].start == start)
+			return &e[mid];
+		if (e[mid].start < start)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* Base pages of a numa_maps entry: present, and on the destination. */
+static void entry_pages(const MoveJob *j, const BackendNumaMapsEntry *e, uint64_t page_size,
+			uint64_t *ret_present, uint64_t *ret_on_dest)
+{
+	uint64_t unit = e->page_kb ? MAX(e->page_kb * 1024 / page_size, (uint64_t) 1) : 1;
+	uint64_t present = 0, on = 0;
+
+	for (size_t i = 0; i < e->n_nodes; i++) {
+		int node = e->nodes[i].node;
+		uint64_t p = e->nodes[i].pages * unit;
+
+		present += p;
+		if (j->system ? (node < DEVICES_NODES_MAX && j->nodes->has_cpu[node])
+			      : node == j->target)
+			on += p;
+	}
+	*ret_present = present;
+	*ret_on_dest = on;
+}
+
+/*
+ * length 0: migrate_pages(2) from every other node, which is what numactl's
+ * migratepages does and walks the page tables instead of looking up every
+ * page. Counting comes from /proc/PID/numa_maps read before and after
+ * (per mapping and node, a page-table walk in the kernel): already = pages
+ * on the destination before, migrated = the increase. Pages still elsewhere
+ * afterwards in an anonymous mapping (shared copy-on-write pages, which
+ * migrate_pages(2) skips silently, pins, a full target) are handed to the
+ * move_pages(2) path for that mapping, which moves what it can and reports
+ * why the rest did not. Like migratepages, this also moves page-cache and
+ * shared pages that only this process maps; they count as migrated, and the
+ * file/shared counts are the pages of those mappings that did not move.
+ * Counts are exact for a process that does not fault or unmap pages while it
+ * is moved; a running one may shift pages between the categories.
+ */
+static int move_whole(Backend *b, MoveJob *j, const BackendMapping *maps, size_t n)
+{
+	BackendNumaMapsEntry *before = NULL, *after = NULL;
+	size_t n_before = 0, n_after = 0;
+	uint64_t per_node[DEVICES_NODES_MAX] = {};
+	MoveCtx ctx = { .job = j, .page_size = b->page_size };
+	unsigned long maxnode = DEVICES_NODES_MAX;
+	int r;
+
+	r = read_numa_maps(b->root, j->pid, &before, &n_before);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < n_before; i++)
+		for (size_t k = 0; k < before[i].n_nodes; k++)
+			per_node[before[i].nodes[k].node] += before[i].nodes[k].pages;
+
+	if (j->system) {
+		for (int s = 0; s < DEVICES_NODES_MAX; s++) {
+			NodeMask from = {}, to = {};
+
+			if (!per_node[s] || j->nodes->has_cpu[s] || j->nodes->nearest_cpu[s] < 0)
+				continue;
+			mask_set(&from, s);
+			mask_set(&to, j->nodes->nearest_cpu[s]);
+			if (migrate_pages_call(j->pid, maxnode, from.bits, to.bits) < 0) {
+				r = call_error(errno);
+				goto out;
+			}
+		}
+	} else {
+		NodeMask from = {}, to = {};
+		bool any = false;
+
+		for (int s = 0; s < DEVICES_NODES_MAX; s++)
+			if (per_node[s] && s != j->target && j->nodes->has_memory[s]) {
+				mask_set(&from, s);
+				any = true;
+			}
+		mask_set(&to, j->target);
+		if (any && migrate_pages_call(j->pid, maxnode, from.bits, to.bits) < 0) {
+			r = call_error(errno);
+			goto out;
+		}
+	}
+
+	r = read_numa_maps(b->root, j->pid, &after, &n_after);
+	if (r < 0)
+		goto out;
+
+	for (size_t i = 0; i < n; i++) {
+		const BackendMapping *m = &maps[i];
+		const BackendNumaMapsEntry *eb = numa_maps_find(before, n_before, m->start);
+		const BackendNumaMapsEntry *ea = numa_maps_find(after, n_after, m->start);
+		uint64_t pages = (m->end - m->start) / b->page_size;
+		uint64_t pres_b = 0, on_b = 0, pres_a = 0, on_a = 0, moved;
+		uint64_t *field = move_counts_field_for_map_kind(&j->counts, m->kind);
+
+		if (m->kind == BACKEND_MAP_SPECIAL) {
+			j->counts.unmovable += pages;
+			continue;
+		}
+		if (eb)
+			entry_pages(j, eb, b->page_size, &pres_b, &on_b);
+		if (ea)
+			entry_pages(j, ea, b->page_size, &pres_a, &on_a);
+		moved = on_a > on_b ? on_a - on_b : 0;
+		if (field) {
+			moved = MIN(moved, pages);
+			j->counts.migrated += moved;
+			*field += pages - moved;
+		} else if (!eb || !ea || pres_a > on_a || pres_a > pages) {
+			/* Left behind, or the mapping changed: page by page. */
+			MoveCounts saved = j->counts;
+			uint64_t already;
+
+			j->counts = (MoveCounts) {};
+			r = move_segment(&ctx, m->start, m->end, m->kind);
+			if (r < 0) {
+				move_counts_add(&j->counts, &saved);
+				goto out;
+			}
+			/* What migrate_pages(2) moved looks "already there" now. */
+			already = MIN(on_b, j->counts.already);
+			j->counts.migrated += j->counts.already - already;
+			j->counts.already = already;
+			move_counts_add(&j->counts, &saved);
+		} else {
+			j->counts.already += MIN(on_b, on_a);
+			j->counts.migrated += on_a - MIN(on_b, on_a);
+			j->counts.not_present += pages - pres_a;
+		}
+	}
+	r = report(j);
+out:
+	backend_numa_maps_free(before, n_before);
+	backend_numa_maps_free(after, n_after);
+	return r;
+}
+
 static int numa_move(Backend *b, pid_t pid, uint64_t start, uint64_t length,
 		     const BackendTarget *target, BackendProgressFn progress, void *userdata,
 		     MoveCounts *ret)
@@ -577,7 +767,10 @@ static int numa_move(Backend *b, pid_t pid, uint64_t start, uint64_t length,
 	r = job_alloc(&j);
 	if (r < 0)
 		goto out;
-	r = walk_range(maps, n, start, length, move_segment, &ctx);
+	if (length == 0)
+		r = move_whole(b, &j, maps, n);
+	else
+		r = walk_range(maps, n, start, length, move_segment, &ctx);
 	if (j.cancelled < 0)
 		r = j.cancelled;
 	else if (r == -ESRCH && move_counts_total(&j.counts) > 0)

@@ -367,3 +367,112 @@ int backend_maps_read(const char *root, pid_t pid, BackendMapping **ret, size_t 
 		return r;
 	return backend_maps_parse(text, size, ret, ret_n);
 }
+
+/* ---- /proc/PID/numa_maps ---- */
+
+void backend_numa_maps_free(BackendNumaMapsEntry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(e[i].nodes);
+	free(e);
+}
+
+/* "<digits>" exactly, into *ret. */
+static int parse_dec_token(const char *s, const char *end, uint64_t *ret)
+{
+	const char *p = s;
+	int r = parse_dec(&p, end, ret);
+
+	if (r < 0 || p != end)
+		return -EBADMSG;
+	return 0;
+}
+
+static int numa_maps_line(const char *s, const char *end, BackendNumaMapsEntry *e)
+{
+	int r;
+
+	/* "<start> <policy>[ token...]" */
+	r = parse_hex(&s, end, ' ', &e->start);
+	if (r < 0 || e->start % MAPS_ALIGN)
+		return -EBADMSG;
+	if (s >= end || *s == ' ')
+		return -EBADMSG;    /* the policy */
+	while (s < end) {
+		const char *t = s, *te = memchr(s, ' ', (size_t) (end - s)) ?: end;
+		const char *v;
+		uint64_t x;
+
+		if (te == t)
+			return -EBADMSG;    /* two spaces, or a trailing one */
+		s = te < end ? te + 1 : end;
+		if (te < end && s == end)
+			return -EBADMSG;
+		if (t[0] == 'N' && (v = memchr(t, '=', (size_t) (te - t)))) {
+			uint64_t node;
+			BackendNodePages *nn;
+
+			if (parse_dec_token(t + 1, v, &node) < 0)
+				continue;    /* some other N-token */
+			if (node >= 1024 || parse_dec_token(v + 1, te, &x) < 0)
+				return -EBADMSG;
+			for (size_t i = 0; i < e->n_nodes; i++)
+				if (e->nodes[i].node == (int) node)
+					return -EBADMSG;
+			nn = realloc(e->nodes, (e->n_nodes + 1) * sizeof(*nn));
+			if (!nn)
+				return -ENOMEM;
+			e->nodes = nn;
+			nn[e->n_nodes++] = (BackendNodePages) { (int) node, x };
+		} else if ((size_t) (te - t) > STRLEN("kernelpagesize_kB=") &&
+			   strneq(t, "kernelpagesize_kB=", STRLEN("kernelpagesize_kB="))) {
+			if (parse_dec_token(t + STRLEN("kernelpagesize_kB="), te, &x) < 0 || x == 0 ||
+			    x > (UINT64_C(1) << 30))
+				return -EBADMSG;
+			e->page_kb = x;
+		}
+	}
+	return 0;
+}
+
+int backend_numa_maps_parse(const char *text, size_t size, BackendNumaMapsEntry **ret,
+			    size_t *ret_n)
+{
+	BackendNumaMapsEntry *v = NULL;
+	size_t n = 0, alloc = 0;
+	const char *p = text, *end = text + size;
+	int r;
+
+	if (memchr(text, '\0', size))
+		return -EBADMSG;
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t) (end - p));
+		const char *le = eol ?: end;
+		BackendNumaMapsEntry e = {};
+
+		r = le == p ? -EBADMSG : numa_maps_line(p, le, &e);
+		if (r == 0 && n > 0 && e.start <= v[n - 1].start)
+			r = -EBADMSG;
+		if (r == 0 && n == alloc) {
+			size_t na = alloc ? alloc * 2 : 64;
+			BackendNumaMapsEntry *nv = realloc(v, na * sizeof(*nv));
+
+			if (!nv)
+				r = -ENOMEM;
+			else {
+				v = nv;
+				alloc = na;
+			}
+		}
+		if (r < 0) {
+			free(e.nodes);
+			backend_numa_maps_free(v, n);
+			return r;
+		}
+		v[n++] = e;
+		p = eol ? eol + 1 : end;
+	}
+	*ret = v;
+	*ret_n = n;
+	return 0;
+}

@@ -4,8 +4,9 @@
 /*
  * Kernel access behind a table of functions (chrony's localp.h idiom):
  *
- *   numa    libnuma — move_pages(2) in batches, capacity from node meminfo.
- *           Devices: CPU-less nodes with memory.
+ *   numa    libnuma — move_pages(2) in batches for ranges, migrate_pages(2)
+ *           for whole processes (counted from /proc/PID/numa_maps), capacity
+ *           from node meminfo. Devices: CPU-less nodes with memory.
  *   cohmem  libnl-genl-3 — the "cohmem" generic netlink family of cohmem.ko
  *           (kernel/include/uapi/linux/cohmem.h): POOL_GET, MIGRATE,
  *           RESIDENCY, SAMPLE, EVICT, and the "monitor" multicast group.
@@ -31,7 +32,10 @@
  * → unmovable; holes between mappings → not_present. One exception: cohmem
  * handles an explicit range in one MIGRATE call and the kernel classifies
  * per page (it moves written, copied-on-write pages of private file mappings;
- * the numa backend counts those as file).
+ * the numa backend counts those as file). Another: a whole-process numa move
+ * uses migrate_pages(2) like numactl's migratepages, which also moves
+ * page-cache and shared pages that only this process maps; those count as
+ * migrated, and file/shared are the pages of such mappings that did not move.
  */
 
 #include <stdbool.h>
@@ -217,6 +221,30 @@ const char *backend_map_kind_to_string(BackendMapKind k);
 /* Pages of kind k in a MoveCounts: the field its pages are skipped as (not for ANON). */
 uint64_t *move_counts_field_for_map_kind(MoveCounts *c, BackendMapKind k);
 
+/* ---- /proc/PID/numa_maps ---- */
+
+typedef struct BackendNodePages {
+	int node;
+	uint64_t pages;         /* in units of the mapping's kernel page size */
+} BackendNodePages;
+
+typedef struct BackendNumaMapsEntry {
+	uint64_t start;
+	uint64_t page_kb;       /* kernelpagesize_kB; 0 when the line lists no pages */
+	BackendNodePages *nodes;
+	size_t n_nodes;
+} BackendNumaMapsEntry;
+
+/*
+ * Parse the text of /proc/PID/numa_maps: the start address of every mapping
+ * and its "N<node>=<pages>" counts (the kernel escapes spaces and '=' in
+ * paths, so tokens cannot be forged by a file name). Entries in address
+ * order. -EBADMSG for anything malformed.
+ */
+int backend_numa_maps_parse(const char *text, size_t size, BackendNumaMapsEntry **ret,
+			    size_t *ret_n);
+void backend_numa_maps_free(BackendNumaMapsEntry *e, size_t n);
+
 /*
  * The move_pages(2) the numa backend calls: libnuma's numa_move_pages() unless
  * a unit test puts a scripted kernel here (set it before opening, restore it
@@ -225,6 +253,10 @@ uint64_t *move_counts_field_for_map_kind(MoveCounts *c, BackendMapKind k);
 typedef long (*BackendMovePagesFn)(int pid, unsigned long count, void **pages, const int *nodes,
 				   int *status, int flags);
 extern BackendMovePagesFn backend_numa_move_pages_hook;
+/* Likewise for migrate_pages(2) (whole-process moves). */
+typedef long (*BackendMigratePagesFn)(int pid, unsigned long maxnode, const unsigned long *from,
+				      const unsigned long *to);
+extern BackendMigratePagesFn backend_numa_migrate_pages_hook;
 
 /* Range validity as described above; page_size a power of two. 0 or -EINVAL. */
 int backend_check_range(uint64_t start, uint64_t length, uint64_t page_size);

@@ -7,7 +7,8 @@
  * matches them, and a path without NUL or newline; printed back in the
  * kernel's format it parses to the same mappings. Small accepted inputs are
  * then loaded into the fake backend and moved whole: the counts must add up
- * to the pages of every mapping.
+ * to the pages of every mapping. The same bytes go through the
+ * /proc/PID/numa_maps parser (ordered, aligned, node ids in range and unique).
  */
 
 #include <errno.h>
@@ -74,6 +75,31 @@ static void check_fake(const BackendMapping *m, size_t n)
 	backend_fake_ops.close(b);
 }
 
+/* The same bytes as /proc/PID/numa_maps. */
+static void fuzz_numa_maps(const uint8_t *data, size_t size)
+{
+	BackendNumaMapsEntry *e = (BackendNumaMapsEntry *) 0x1;
+	size_t n = 12345;
+	int r;
+
+	r = backend_numa_maps_parse((const char *) data, size, &e, &n);
+	CHECK(r == 0 || r == -EBADMSG || r == -ENOMEM);
+	if (r < 0) {
+		CHECK(e == (BackendNumaMapsEntry *) 0x1 && n == 12345);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		CHECK(e[i].start % 4096 == 0);
+		CHECK(i == 0 || e[i - 1].start < e[i].start);
+		for (size_t k = 0; k < e[i].n_nodes; k++) {
+			CHECK(e[i].nodes[k].node >= 0 && e[i].nodes[k].node < 1024);
+			for (size_t l = 0; l < k; l++)
+				CHECK(e[i].nodes[l].node != e[i].nodes[k].node);
+		}
+	}
+	backend_numa_maps_free(e, n);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	BackendMapping *m = (BackendMapping *) 0x1, *m2 = NULL;
@@ -83,6 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size > 1 << 20)
 		return 0;
+	fuzz_numa_maps(data, size);
 	r = backend_maps_parse((const char *) data, size, &m, &n);
 	CHECK(r == 0 || r == -EBADMSG || r == -ENOMEM);
 	if (r < 0) {

@@ -229,6 +229,61 @@ static void test_maps_parse_bad(void **state)
 	assert_int_equal(n, 77);
 }
 
+static void test_numa_maps_parse(void **state)
+{
+	static const char text[] =
+		"55e0c3a00000 default file=/usr/bin/cat mapped=2 N0=2 kernelpagesize_kB=4\n"
+		"55e0c4e21000 default heap anon=3 dirty=3 N0=1 N1=2 kernelpagesize_kB=4\n"
+		"7f0a1c000000 prefer (many):0-1 anon=512 dirty=512 N1=512 kernelpagesize_kB=4\n"
+		"7f0a1c021000 default\n"
+		"7f0a22000000 bind=static:1 file=/tmp/a\\040N7=9 mapped=1 N1=1 kernelpagesize_kB=4\n"
+		"7f0a40000000 default file=/mnt/huge/x huge dirty=2 N0=2 kernelpagesize_kB=2048\n"
+		"7ffd5c1e1000 default stack anon=1 dirty=1 N0=1 kernelpagesize_kB=4";
+	static const char *const bad[] = {
+		"\n",
+		"1000\n",                           /* no policy */
+		"1000  default\n",
+		"1000 default \n",
+		"1001 default\n",
+		"2000 default\n1000 default\n",
+		"1000 default\n1000 default\n",
+		"1000 default N0=1 N0=2\n",
+		"1000 default N0=x\n",
+		"1000 default N1024=1\n",
+		"1000 default N0=99999999999999999999\n",
+		"1000 default kernelpagesize_kB=0\n",
+		"1000 default kernelpagesize_kB=4k\n",
+		"x000 default\n",
+	};
+	BackendNumaMapsEntry *e = NULL;
+	size_t n = 0;
+
+	assert_int_equal(backend_numa_maps_parse(text, strlen(text), &e, &n), 0);
+	assert_int_equal(n, 7);
+	assert_int_equal(e[0].start, UINT64_C(0x55e0c3a00000));
+	assert_int_equal(e[0].n_nodes, 1);
+	assert_int_equal(e[0].nodes[0].pages, 2);
+	assert_int_equal(e[1].n_nodes, 2);
+	assert_int_equal(e[1].nodes[1].node, 1);
+	assert_int_equal(e[1].nodes[1].pages, 2);
+	assert_int_equal(e[2].nodes[0].pages, 512);
+	assert_int_equal(e[3].n_nodes, 0);
+	assert_int_equal(e[3].page_kb, 0);
+	/* An escaped space in a path cannot forge a node count. */
+	assert_int_equal(e[4].n_nodes, 1);
+	assert_int_equal(e[4].nodes[0].node, 1);
+	assert_int_equal(e[5].page_kb, 2048);
+	backend_numa_maps_free(e, n);
+
+	for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+		int r = backend_numa_maps_parse(bad[i], strlen(bad[i]), &e, &n);
+
+		if (r != -EBADMSG)
+			fail_msg("case %zu \"%s\": r=%d", i, bad[i], r);
+	}
+	assert_int_equal(backend_numa_maps_parse("1000 d\0", 7, &e, &n), -EBADMSG);
+}
+
 static char *make_root(void)
 {
 	char *root = strdup("/tmp/test-backend.XXXXXX");
@@ -627,6 +682,53 @@ static long kmove_pages(int pid, unsigned long count, void **pages, const int *n
 	return 0;
 }
 
+/* numa_maps of the scripted process, from knode; the file mapping has 3 pages on kfile_node. */
+static char *kroot;
+static int kfile_node;
+static unsigned kcalls_migrate;
+
+static void write_numa_maps(void)
+{
+	uint64_t per[4] = {};
+	char text[512], *p = text;
+
+	for (size_t i = 0; i < NK; i++)
+		if (knode[i] >= 0)
+			per[knode[i]]++;
+	p += sprintf(p, "%" PRIx64 " default anon=%d", KBASE, NK);
+	for (int n = 0; n < 4; n++)
+		if (per[n])
+			p += sprintf(p, " N%d=%" PRIu64, n, per[n]);
+	p += sprintf(p, " kernelpagesize_kB=4\n");
+	p += sprintf(p, "%" PRIx64 " default file=/lib/x\\040y.so mapped=3 N%d=3 kernelpagesize_kB=4\n",
+		     KBASE + (NK + 2) * PG, kfile_node);
+	write_file(kroot, "proc/777/numa_maps", text);
+}
+
+/* migrate_pages(2): every page on a node of from goes to the lowest node of to. */
+static long kmigrate_pages(int pid, unsigned long maxnode, const unsigned long *from,
+			   const unsigned long *to)
+{
+	int dest = -1;
+
+	if (pid != KPID || kgone) {
+		errno = ESRCH;
+		return -1;
+	}
+	kcalls_migrate++;
+	for (int n = 0; n < 64 && dest < 0; n++)
+		if (to[0] & (1UL << n))
+			dest = n;
+	assert_true(dest >= 0);
+	for (size_t i = 0; i < NK; i++)
+		if (knode[i] >= 0 && (from[0] & (1UL << knode[i])) && kquirk[i] == 0)
+			knode[i] = dest;
+	if (from[0] & (1UL << kfile_node))
+		kfile_node = dest;
+	write_numa_maps();
+	return 0;
+}
+
 static char *numa_root(void)
 {
 	char *root = make_root();
@@ -659,9 +761,11 @@ static void kreset(int node)
 		knode[i] = node;
 		kquirk[i] = 0;
 	}
-	kcalls_query = kcalls_move = 0;
+	kcalls_query = kcalls_move = kcalls_migrate = 0;
 	kabort_after = kenomem_after = -1;
 	kthp_tail_busy = kgone = false;
+	kfile_node = 0;
+	write_numa_maps();
 }
 
 static void test_numa_scripted(void **state)
@@ -674,6 +778,8 @@ static void test_numa_scripted(void **state)
 	size_t n = 0;
 
 	backend_numa_move_pages_hook = kmove_pages;
+	backend_numa_migrate_pages_hook = kmigrate_pages;
+	kroot = root;
 	assert_int_equal(backend_numa_ops.open(&b, root), 0);
 	assert_int_equal(backend_numa_ops.list_devices(b, &d, &n), 0);
 	assert_int_equal(n, 2);
@@ -734,12 +840,51 @@ static void test_numa_scripted(void **state)
 	assert_int_equal(c.migrated, 300);
 	assert_int_equal(c.no_space, 700);
 
-	/* Whole process: the anonymous mapping moves, the file mapping is counted, no holes. */
+	/*
+	 * Whole process: one migrate_pages(2), counted from numa_maps; the file
+	 * mapping's 3 page-cache pages move too (as with migratepages), its other
+	 * 5 pages count as file. No move_pages(2) calls when nothing is left behind.
+	 */
 	kreset(0);
+	knode[5] = -1;
+	knode[9] = 1;
+	write_numa_maps();
 	assert_int_equal(backend_numa_ops.move(b, KPID, 0, 0, &to1, NULL, NULL, &c), 0);
-	assert_int_equal(c.migrated, NK);
-	assert_int_equal(c.file, 8);
+	assert_int_equal(kcalls_migrate, 1);
+	assert_int_equal(kcalls_move + kcalls_query, 0);
+	assert_int_equal(c.migrated, NK - 2 + 3);
+	assert_int_equal(c.already, 1);
+	assert_int_equal(c.not_present, 1);
+	assert_int_equal(c.file, 5);
 	assert_int_equal(move_counts_total(&c), NK + 8);
+	assert_int_equal(knode[NK - 1], 1);
+
+	/* A shared page is left behind by migrate_pages(2): move_pages(2) says why. */
+	kreset(0);
+	kquirk[6] = -EACCES;
+	knode[9] = 1;
+	write_numa_maps();
+	assert_int_equal(backend_numa_ops.move(b, KPID, 0, 0, &to1, NULL, NULL, &c), 0);
+	assert_true(kcalls_move > 0);
+	assert_int_equal(c.migrated, NK - 2 + 3);
+	assert_int_equal(c.already, 1);
+	assert_int_equal(c.shared, 1);
+	assert_int_equal(c.file, 5);
+	assert_int_equal(move_counts_total(&c), NK + 8);
+
+	/* Whole process to system: node 1 → 0 and node 3 → 2, one call per source node. */
+	kreset(1);
+	knode[0] = 3;
+	knode[1] = 0;
+	write_numa_maps();
+	assert_int_equal(backend_numa_ops.move(b, KPID, 0, 0, &sys, NULL, NULL, &c), 0);
+	assert_int_equal(kcalls_migrate, 2);
+	assert_int_equal(knode[0], 2);
+	assert_int_equal(knode[2], 0);
+	assert_int_equal(c.already, 1);
+	assert_int_equal(c.migrated, NK - 1);
+	assert_int_equal(c.file, 8);    /* its pages were on node 0 already: not moved */
+	kreset(1);
 
 	/* A range over the hole and into the file mapping. */
 	assert_int_equal(backend_numa_ops.move(b, KPID, KBASE + (NK - 1) * PG, 5 * PG, &sys, NULL,
@@ -781,6 +926,7 @@ static void test_numa_scripted(void **state)
 
 	backend_numa_ops.close(b);
 	backend_numa_move_pages_hook = NULL;
+	backend_numa_migrate_pages_hook = NULL;
 	remove_root(root);
 }
 
@@ -804,6 +950,7 @@ static void test_numa_self(void **state)
 	int r;
 
 	backend_numa_move_pages_hook = NULL;
+	backend_numa_migrate_pages_hook = NULL;
 	r = backend_numa_ops.open(&b, "/");
 	if (r == -ENODEV)
 		skip();
@@ -854,6 +1001,7 @@ int main(void)
 		cmocka_unit_test(test_maps_parse_real),
 		cmocka_unit_test(test_maps_parse_bad),
 		cmocka_unit_test(test_maps_read),
+		cmocka_unit_test(test_numa_maps_parse),
 		cmocka_unit_test(test_fake_devices),
 		cmocka_unit_test(test_fake_move),
 		cmocka_unit_test(test_fake_errors),
