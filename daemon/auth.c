@@ -148,7 +148,12 @@ static int pidfd_open_compat(pid_t pid)
 
 int auth_pidfd_alive(int pidfd)
 {
-	if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0)
+	/*
+	 * Signal 0 checks permission as kill(2) does: without CAP_KILL (the
+	 * service's bounding set has none) another user's live process answers
+	 * EPERM. Only ESRCH means gone.
+	 */
+	if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0 && errno != EPERM)
 		return errno == ESRCH ? -ESRCH : -errno;
 	return 0;
 }

@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -294,6 +296,76 @@ static void test_pidfd_alive(void **state)
 	close(fd);
 }
 
+/*
+ * As in the service: root without CAP_KILL. Signal 0 to another user's live
+ * process is EPERM then, and the process must still count as alive.
+ */
+static void test_alive_without_cap_kill(void **state)
+{
+	pid_t target, checker;
+	int status;
+
+	if (geteuid() != 0) {
+		/* Without root there is no CAP_KILL to drop: the same case, reached directly. */
+		int fd = (int) syscall(SYS_pidfd_open, 1, 0);
+
+		assert_true(fd >= 0);
+		assert_int_equal(auth_pidfd_alive(fd), 0);
+		close(fd);
+		return;
+	}
+
+	target = fork();
+	assert_true(target >= 0);
+	if (target == 0) {
+		if (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+
+	checker = fork();
+	assert_true(checker >= 0);
+	if (checker == 0) {
+		struct __user_cap_header_struct h = { .version = _LINUX_CAPABILITY_VERSION_3 };
+		struct __user_cap_data_struct d[2] = {};
+		int fd, k;
+
+		if (syscall(SYS_capget, &h, d) < 0)
+			_exit(10);
+		d[0].effective &= ~(1U << CAP_KILL);
+		if (syscall(SYS_capset, &h, d) < 0)
+			_exit(11);
+		/* Wait until the target runs as nobody. */
+		for (k = 0; k < 100000; k++) {
+			char path[64], *text = NULL;
+			AuthProcStatus st;
+			size_t n;
+			bool ready;
+
+			snprintf(path, sizeof(path), "/proc/%d/status", (int) target);
+			if (read_file(path, 0, &text, &n) < 0)
+				_exit(12);
+			ready = auth_parse_status(text, n, &st) == 0 && st.euid == 65534;
+			free(text);
+			if (ready)
+				break;
+			usleep(1000);
+		}
+		if (kill(target, 0) == 0 || errno != EPERM)
+			_exit(13);     /* CAP_KILL was not dropped: the test would prove nothing */
+		fd = (int) syscall(SYS_pidfd_open, target, 0);
+		if (fd < 0)
+			_exit(14);
+		_exit(auth_pidfd_alive(fd) == 0 ? 0 : 15);
+	}
+	assert_int_equal(waitpid(checker, &status, 0), checker);
+	kill(target, SIGKILL);
+	assert_int_equal(waitpid(target, NULL, 0), target);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -302,6 +374,7 @@ int main(void)
 		cmocka_unit_test(test_check_process),
 		cmocka_unit_test(test_thread_id),
 		cmocka_unit_test(test_pidfd_alive),
+		cmocka_unit_test(test_alive_without_cap_kill),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
