@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <numa.h>
 #include <netlink/errno.h>
 
 #include "backend-fake.h"
@@ -106,6 +107,16 @@ static void test_errno_from_nl(void **state)
 
 static void test_last_message(void **state)
 {
+	struct bitmask *m;
+
+	/* libnuma's own warning lands in backend_last_message(), not on stderr. */
+	backend_set_last_message(NULL);
+	m = numa_parse_nodestring("no-such-nodes");
+	assert_null(m);
+	assert_non_null(backend_last_message());
+	assert_non_null(strstr(backend_last_message(), "libnuma"));
+	assert_non_null(strstr(backend_last_message(), "no-such-nodes"));
+
 	backend_set_last_message(NULL);
 	assert_null(backend_last_message());
 	backend_set_last_message("libnuma: %s", "x");
