@@ -17,6 +17,8 @@
 #include <numa.h>
 #include <numaif.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -114,6 +116,78 @@ static void wait_events(const BackendOps *ops, Backend *b, int fd, int type, int
 		if (poll(&p, 1, 100) > 0 && ops->monitor_dispatch(b) < 0)
 			dispatch_errors++;
 	}
+}
+
+/* ---- a target that exits part way, and moves from several threads ---- */
+
+static int kill_on_progress(const MoveCounts *so_far, uint64_t total, void *userdata)
+{
+	struct coh_victim *w = userdata;
+
+	if (w->pid > 0) {
+		(void) kill(w->pid, SIGKILL);
+		(void) waitpid(w->pid, NULL, 0);
+		w->pid = 0;
+	}
+	return 0;
+}
+
+typedef struct Worker {
+	const BackendOps *ops;
+	Backend *b;
+	pid_t pid;
+	uint64_t addr, len;
+	BackendTarget there;
+	int rounds, bad;
+	char why[160];
+} Worker;
+
+static void *worker_main(void *arg)
+{
+	Worker *w = arg;
+	BackendTarget sys = { .system = true };
+	MoveCounts c;
+
+	for (int i = 0; i < w->rounds && !w->bad; i++) {
+		const BackendTarget *t = i % 2 ? &sys : &w->there;
+		int r = w->ops->move(w->b, w->pid, w->addr, w->len, t, NULL, NULL, &c);
+
+		if (r != 0 || move_counts_total(&c) != w->len / PAGE ||
+		    c.migrated != w->len / PAGE) {
+			w->bad = 1;
+			snprintf(w->why, sizeof(w->why), "round %d r=%d %s", i, r, counts_str(&c));
+		}
+	}
+	return NULL;
+}
+
+/* Two threads per backend on disjoint halves of the buffer, all at once. */
+static bool run_workers(const BackendOps *numa, Backend *nb, const BackendOps *coh, Backend *cb,
+			struct coh_victim *v, char *why, size_t why_len)
+{
+	Worker w[4];
+	pthread_t t[4];
+	uint64_t q = NPAGES / 4 * PAGE;
+	bool ok = true;
+
+	for (int i = 0; i < 4; i++) {
+		w[i] = (Worker) {
+			.ops = i < 2 ? numa : coh, .b = i < 2 ? nb : cb, .pid = v->pid,
+			.addr = v->addr + (uint64_t) i * q, .len = q, .rounds = 6,
+			.there = i < 2 ? (BackendTarget) { .id = 1 } : (BackendTarget) { .id = 0 },
+		};
+		if (pthread_create(&t[i], NULL, worker_main, &w[i]) != 0)
+			return false;
+	}
+	why[0] = '\0';
+	for (int i = 0; i < 4; i++) {
+		(void) pthread_join(t[i], NULL);
+		if (w[i].bad) {
+			ok = false;
+			snprintf(why, why_len, "thread %d: %s", i, w[i].why);
+		}
+	}
+	return ok;
 }
 
 static double now(void)
@@ -270,7 +344,7 @@ int main(void)
 		tap_skip_all("cohmem.ko not found (COH_MODULE_DIR)");
 	if (coh_module_loaded() && coh_module_unload() < 0)
 		tap_skip_all("cohmem is loaded and cannot be unloaded");
-	tap_init("backend-check", 62 + (do_bench ? 1 : 0));
+	tap_init("backend-check", 66 + (do_bench ? 1 : 0));
 
 	/* ---- before the module ---- */
 	r = coh->open(&cb, "/");
@@ -511,6 +585,47 @@ int main(void)
 		tap_ok(r == -EUCLEAN && move_counts_total(&c) <= NPAGES,
 		       "numa: a progress callback's error cancels and is returned (r=%d)", r);
 		r = numa->move(nb, v.pid, addr, len, &sys, NULL, NULL, &c);
+	}
+
+	/* moves from four threads at once, both backends: one socket per call */
+	{
+		char why[200];
+		bool ok = run_workers(numa, nb, coh, cb, &v, why, sizeof(why));
+
+		tap_ok(ok, "threads: 4 threads x 6 moves, numa and cohmem at once, all exact%s%s",
+		       ok ? "" : ": ", why);
+		tap_ok(coh_victim_cmd(&v, VICTIM_CHECK, 1) == 0, "threads: data intact");
+	}
+
+	/* the target exits part way: an exact, partial result */
+	{
+		struct coh_victim w;
+		const size_t big = 20000;    /* two batches of the numa backend */
+
+		r = coh_victim_start(&w, big, 9);
+		if (r == 0)
+			r = numa->move(nb, w.pid, w.addr, big * PAGE, &to1, kill_on_progress, &w, &c);
+		tap_ok(r == BACKEND_MOVE_EXITED && c.migrated == 16384 && move_counts_total(&c) == 16384,
+		       "numa: target killed after the first batch: partial, exact: %s (r=%d)",
+		       counts_str(&c), r);
+		if (w.pid > 0)
+			coh_victim_stop(&w);
+		else {
+			close(w.cmd_fd);
+			close(w.rsp_fd);
+		}
+		r = coh_victim_start(&w, 16, 9);
+		if (r == 0)
+			r = coh->move(cb, w.pid, 0, 0, &pool, kill_on_progress, &w, &c);
+		tap_ok(r == BACKEND_MOVE_EXITED && move_counts_total(&c) > 0,
+		       "cohmem: target killed after the first mapping: partial: %s (r=%d)",
+		       counts_str(&c), r);
+		if (w.pid > 0)
+			coh_victim_stop(&w);
+		else {
+			close(w.cmd_fd);
+			close(w.rsp_fd);
+		}
 	}
 
 	if (do_bench)
