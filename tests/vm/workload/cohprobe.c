@@ -25,6 +25,10 @@
  *       exit status (128+N after signal N).
  *   cohprobe now
  *       CLOCK_MONOTONIC in seconds, nanosecond resolution.
+ *   cohprobe varlink SOCKET METHOD [PARAMETERS]
+ *       one raw Varlink call on the AF_UNIX socket SOCKET, bypassing cohctl
+ *       and its checks: sends {"method": METHOD, "parameters": PARAMETERS}
+ *       (a JSON object, default {}) and prints the reply on one line.
  *   cohprobe json PATH
  *       reads one JSON value on stdin and prints the part PATH selects:
  *       dot-separated steps, each a member name, an array index, "#" (the
@@ -46,6 +50,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,6 +93,7 @@ static int usage(void)
 		"       cohprobe zombie\n"
 		"       cohprobe time FILE COMMAND [ARG...]\n"
 		"       cohprobe now\n"
+		"       cohprobe varlink SOCKET METHOD [PARAMETERS]\n"
 		"       cohprobe json PATH\n"
 		"RANGE is START-END (END exclusive).\n");
 	return 2;
@@ -385,6 +392,57 @@ static int cmd_time(int argc, char **argv)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+static int cmd_varlink(int argc, char **argv)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	json_object *msg, *params;
+	char reply[1 << 16];
+	const char *text;
+	size_t len = 0;
+	int fd;
+
+	if ((argc != 3 && argc != 4) || strlen(argv[1]) >= sizeof(sa.sun_path))
+		return usage();
+	params = json_tokener_parse(argc == 4 ? argv[3] : "{}");
+	if (!params || !json_object_is_type(params, json_type_object)) {
+		fprintf(stderr, "cohprobe: PARAMETERS is not a JSON object\n");
+		return 2;
+	}
+	msg = json_object_new_object();
+	json_object_object_add(msg, "method", json_object_new_string(argv[2]));
+	json_object_object_add(msg, "parameters", params);
+	text = json_object_to_json_string_ext(msg, JSON_C_TO_STRING_PLAIN);
+	strcpy(sa.sun_path, argv[1]);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "cohprobe: connect %s: %m\n", argv[1]);
+		return 1;
+	}
+	/* The message with its terminating NUL. */
+	if (send(fd, text, strlen(text) + 1, MSG_NOSIGNAL) != (ssize_t)(strlen(text) + 1)) {
+		fprintf(stderr, "cohprobe: send: %m\n");
+		return 1;
+	}
+	while (len < sizeof(reply) - 1) {
+		ssize_t k = recv(fd, reply + len, sizeof(reply) - 1 - len, 0);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			fprintf(stderr, "cohprobe: %s before a complete reply\n",
+				k < 0 ? strerror(errno) : "EOF");
+			return 1;
+		}
+		if (memchr(reply + len, '\0', (size_t)k))
+			break;
+		len += (size_t)k;
+	}
+	reply[sizeof(reply) - 1] = '\0';
+	printf("%s\n", reply);
+	close(fd);
+	return 0;
+}
+
 static bool member_matches(json_object *elem, const char *key, const char *value)
 {
 	json_object *m;
@@ -485,6 +543,8 @@ int main(int argc, char **argv)
 		printf("%.9f\n", now());
 		return 0;
 	}
+	if (strcmp(argv[1], "varlink") == 0)
+		return cmd_varlink(argc - 1, argv + 1);
 	if (strcmp(argv[1], "json") == 0)
 		return cmd_json(argc - 1, argv + 1);
 	return usage();
