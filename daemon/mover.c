@@ -416,9 +416,7 @@ void migrate_merge_system_counts(const MoveCounts *cohmem, const MoveCounts *num
 	t = MIN(cohmem->no_space, c.not_present);
 	c.not_present -= t;
 	c.no_space += t;
-	t = MIN(cohmem->unmovable, c.not_present);
-	c.not_present -= t;
-	c.unmovable += t;
+	/* unmovable, file, shared: classified by mapping, the same pages numa counted. */
 	*ret = c;
 }
 
@@ -533,27 +531,32 @@ int migrate_run(const MigrateRequest *req, MoverJob *job, MigrateResult *result)
 	if (req->pidfd >= 0 && auth_pidfd_alive(req->pidfd) < 0)
 		return -ESRCH;
 
-	for (size_t i = 0; i < req->n_steps; i++) {
+	/*
+	 * Residency before any step moves anything: pages that pass through a
+	 * device between two steps (a pool page evicted to the pool's node, then
+	 * moved on by numa) did not leave it for the statistics.
+	 */
+	for (size_t i = 0; i < req->n_steps && !req->dry_run; i++) {
 		const MigrateStep *st = &req->steps[i];
 		MigrateSnapshot *snap = &result->snapshots[i];
+
+		if (!st->snapshot)
+			continue;
+		r = st->backend->ops->residency(st->backend->backend, req->pid, req->start,
+						req->length, &snap->before, &snap->n_before);
+		if (r == -EFAULT)
+			r = 0;   /* nothing mapped: the move says so */
+		if (r < 0)
+			goto finish;
+	}
+
+	for (size_t i = 0; i < req->n_steps; i++) {
+		const MigrateStep *st = &req->steps[i];
 		StepProgress p = { .job = job };
 
 		if (job && mover_job_cancelled(job)) {
 			r = -ECANCELED;
 			break;
-		}
-
-		if (st->snapshot && !req->dry_run) {
-			r = st->backend->ops->residency(st->backend->backend, req->pid, req->start,
-							req->length, &snap->before, &snap->n_before);
-			if (r == -EFAULT)
-				r = 0;   /* the move reports it */
-			else if (r == -ESRCH && i > 0) {
-				result->target_exited = true;
-				r = 0;
-				break;
-			} else if (r < 0)
-				break;
 		}
 
 		for (size_t k = 0; k < i; k++) {
@@ -569,9 +572,16 @@ int migrate_run(const MigrateRequest *req, MoverJob *job, MigrateResult *result)
 			r = st->backend->ops->move(st->backend->backend, req->pid, req->start,
 						   req->length, &st->target, step_progress, &p,
 						   &step_counts[i]);
-		if (r == BACKEND_MOVE_EXITED || (r == -ESRCH && i > 0)) {
+		/*
+		 * The process went away during the request: it was alive when the
+		 * request started (checked above), so this is an exit part way, also
+		 * when the backend could not count anything of the step (a
+		 * migrate_pages(2) call of a whole process is one step for it).
+		 */
+		if (r == BACKEND_MOVE_EXITED ||
+		    (r == -ESRCH && (i > 0 || (req->pidfd >= 0 && auth_pidfd_alive(req->pidfd) < 0)))) {
 			result->target_exited = true;
-			done_steps = i + (r == BACKEND_MOVE_EXITED);
+			done_steps = i + 1;
 			r = 0;
 			goto merge;
 		}
@@ -582,23 +592,28 @@ int migrate_run(const MigrateRequest *req, MoverJob *job, MigrateResult *result)
 			break;
 		}
 		done_steps = i + 1;
-
-		if (st->snapshot && !req->dry_run) {
-			int k = st->backend->ops->residency(st->backend->backend, req->pid,
-							    req->start, req->length, &snap->after,
-							    &snap->n_after);
-			snap->have_after = k >= 0;
-		}
 	}
 	if (r < 0 && r != -ECANCELED)
 		goto finish;
 
+	for (size_t i = 0; i < done_steps && !req->dry_run; i++) {
+		const MigrateStep *st = &req->steps[i];
+		MigrateSnapshot *snap = &result->snapshots[i];
+
+		if (st->snapshot)
+			snap->have_after = st->backend->ops->residency(st->backend->backend, req->pid,
+								       req->start, req->length,
+								       &snap->after,
+								       &snap->n_after) >= 0;
+	}
+
 merge:
-	if (done_steps == 2)
+	if (done_steps == 2 && move_counts_total(&step_counts[1]) > 0)
 		/* Only a move to system RAM has two steps: cohmem, then numa. */
 		migrate_merge_system_counts(&step_counts[0], &step_counts[1], req->dry_run,
 					    &result->counts);
-	else if (done_steps == 1)
+	else if (done_steps >= 1)
+		/* numa counted nothing (the process exited at once): cohmem's is all there is. */
 		result->counts = step_counts[0];
 
 	/* Whatever the backends said, a pidfd that is gone means the process is. */
