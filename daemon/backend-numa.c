@@ -851,11 +851,38 @@ static int numa_residency(Backend *b, pid_t pid, uint64_t start, uint64_t length
 		backend_mappings_free(maps, n);
 		return -ESRCH;
 	}
-	ctx = (ResidencyCtx) {
-		.pid = pid, .page_size = b->page_size, .per_node = per_node,
-		.pages = pages, .status = status,
-	};
-	r = walk_range(maps, n, start, length, residency_segment, &ctx);
+	if (length == 0) {
+		/*
+		 * The whole process from numa_maps: one page-table walk in the
+		 * kernel instead of a lookup per virtual page, which matters
+		 * for large sparse reservations. Same pages as the query: present,
+		 * not the zero page, not zone-device pages.
+		 */
+		BackendNumaMapsEntry *e = NULL;
+		size_t ne = 0;
+
+		r = read_numa_maps(b->root, pid, &e, &ne);
+		for (size_t i = 0; r >= 0 && i < n; i++) {
+			const BackendNumaMapsEntry *x;
+			uint64_t unit;
+
+			if (maps[i].kind == BACKEND_MAP_SPECIAL)
+				continue;
+			x = numa_maps_find(e, ne, maps[i].start);
+			if (!x)
+				continue;
+			unit = x->page_kb ? MAX(x->page_kb * 1024 / b->page_size, (uint64_t) 1) : 1;
+			for (size_t l = 0; l < x->n_nodes; l++)
+				per_node[x->nodes[l].node] += x->nodes[l].pages * unit;
+		}
+		backend_numa_maps_free(e, ne);
+	} else {
+		ctx = (ResidencyCtx) {
+			.pid = pid, .page_size = b->page_size, .per_node = per_node,
+			.pages = pages, .status = status,
+		};
+		r = walk_range(maps, n, start, length, residency_segment, &ctx);
+	}
 	backend_mappings_free(maps, n);
 	if (r < 0)
 		return r;

@@ -904,13 +904,15 @@ static void test_numa_scripted(void **state)
 	assert_int_equal(c.not_present, 2);
 	assert_int_equal(c.file, 2);
 
-	/* Residency: per node, system = has CPUs. */
+	/* Residency: per node, system = has CPUs; a range by query, the whole process by numa_maps. */
 	{
 		ResidencyEntry *e = NULL;
 
 		knode[0] = 3;
 		knode[1] = -1;
-		assert_int_equal(backend_numa_ops.residency(b, KPID, 0, 0, &e, &n), 0);
+		kcalls_query = 0;
+		assert_int_equal(backend_numa_ops.residency(b, KPID, KBASE, NK * PG, &e, &n), 0);
+		assert_true(kcalls_query > 0);
 		assert_int_equal(n, 3);
 		assert_int_equal(e[0].id, 0);
 		assert_true(e[0].system);
@@ -919,6 +921,17 @@ static void test_numa_scripted(void **state)
 		assert_false(e[1].system);
 		assert_int_equal(e[1].bytes, (NK - 3) * PG);
 		assert_int_equal(e[2].id, 3);
+		assert_int_equal(e[2].bytes, PG);
+		free(e);
+
+		/* Whole process: the file mapping's 3 pages (on node 0) count too. */
+		write_numa_maps();
+		kcalls_query = 0;
+		assert_int_equal(backend_numa_ops.residency(b, KPID, 0, 0, &e, &n), 0);
+		assert_int_equal(kcalls_query, 0);
+		assert_int_equal(n, 3);
+		assert_int_equal(e[0].bytes, 4 * PG);
+		assert_int_equal(e[1].bytes, (NK - 3) * PG);
 		assert_int_equal(e[2].bytes, PG);
 		free(e);
 	}

@@ -344,7 +344,7 @@ int main(void)
 		tap_skip_all("cohmem.ko not found (COH_MODULE_DIR)");
 	if (coh_module_loaded() && coh_module_unload() < 0)
 		tap_skip_all("cohmem is loaded and cannot be unloaded");
-	tap_init("backend-check", 66 + (do_bench ? 1 : 0));
+	tap_init("backend-check", 67 + (do_bench ? 1 : 0));
 
 	/* ---- before the module ---- */
 	r = coh->open(&cb, "/");
@@ -402,6 +402,30 @@ int main(void)
 	tap_ok(r == 0 && move_counts_total(&c) == whole && c.migrated >= NPAGES && c.failed == 0,
 	       "numa: whole process to system: %s (r=%d)", counts_str(&c), r);
 	tap_ok(coh_victim_cmd(&v, VICTIM_CHECK, 1) == 0, "numa: data intact after whole moves");
+	/* Whole-process residency (numa_maps) = the sum of per-mapping residencies (queries). */
+	{
+		BackendMapping *m = NULL;
+		size_t nm = 0;
+		uint64_t whole_sys, whole_dev, sum_sys = 0, sum_dev = 0;
+
+		whole_sys = res_bytes(numa, nb, v.pid, 0, 0, true, -1, &r);
+		whole_dev = res_bytes(numa, nb, v.pid, 0, 0, false, -1, &r2);
+		if (backend_maps_read("/", v.pid, &m, &nm) == 0)
+			for (size_t i = 0; i < nm; i++) {
+				if (m[i].kind == BACKEND_MAP_SPECIAL)
+					continue;
+				sum_sys += res_bytes(numa, nb, v.pid, m[i].start, m[i].end - m[i].start,
+						     true, -1, NULL);
+				sum_dev += res_bytes(numa, nb, v.pid, m[i].start, m[i].end - m[i].start,
+						     false, -1, NULL);
+			}
+		backend_mappings_free(m, nm);
+		tap_ok(r == 0 && r2 == 0 && whole_sys >= len && whole_sys == sum_sys &&
+		       whole_dev == sum_dev,
+		       "numa: whole-process residency %llu+%llu bytes = per-mapping sum %llu+%llu",
+		       (unsigned long long) whole_sys, (unsigned long long) whole_dev,
+		       (unsigned long long) sum_sys, (unsigned long long) sum_dev);
+	}
 
 	/* ---- errors, numa ---- */
 	r = numa->move(nb, v.pid, addr + 1, len, &to1, NULL, NULL, &c);
@@ -545,7 +569,10 @@ int main(void)
 
 	/* ---- errors, cohmem ---- */
 	r = coh->move(cb, v.pid, addr, len, &(BackendTarget) { .id = 3 }, NULL, NULL, &c);
-	tap_ok(r == -ENODEV, "cohmem: pool 3 is -ENODEV (r=%d)", r);
+	tap_ok(r == -ENODEV && backend_last_message() &&
+	       streq(backend_last_message(), "cohmem: no such pool"),
+	       "cohmem: pool 3 is -ENODEV, the kernel's extack kept (r=%d, \"%s\")", r,
+	       backend_last_message() ?: "(none)");
 	r = coh->move(cb, v.pid, addr + 1, len, &pool, NULL, NULL, &c);
 	tap_ok(r == -EINVAL, "cohmem: unaligned range is -EINVAL (r=%d)", r);
 	r = coh->move(cb, v.pid, UINT64_C(0x1000), PAGE, &pool, NULL, NULL, &c);
