@@ -75,6 +75,8 @@ int backend_check_range(uint64_t start, uint64_t length, uint64_t page_size)
 		return -EINVAL;
 	if ((start | length) & (page_size - 1))
 		return -EINVAL;
+	if (length == 0 && start != 0)
+		return -EINVAL;    /* "the whole process" has no start */
 	if (start > BACKEND_USER_ADDR_MAX || length > BACKEND_USER_ADDR_MAX - start)
 		return -EINVAL;
 	return 0;

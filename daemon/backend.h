@@ -22,8 +22,9 @@
  * belong to the event loop's thread.
  *
  * Ranges: start and length page aligned, start + length neither wrapping nor
- * above BACKEND_USER_ADDR_MAX (-EINVAL otherwise). length 0 means the whole
- * process: every mapping of /proc/PID/maps (read under the backend's root).
+ * above BACKEND_USER_ADDR_MAX (-EINVAL otherwise). length 0 (with start 0)
+ * means the whole process: every mapping of /proc/PID/maps (read under the
+ * backend's root).
  *
  * Pages are classified by mapping first (both backends agree on this; the
  * parser is backend_maps_parse()): anonymous private mappings are moved;

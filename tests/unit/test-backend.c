@@ -81,7 +81,8 @@ static void test_check_range(void **state)
 	assert_int_equal(backend_check_range(1, PG, PG), -EINVAL);
 	assert_int_equal(backend_check_range(PG, 1, PG), -EINVAL);
 	assert_int_equal(backend_check_range(UINT64_MAX & ~(PG - 1), PG, PG), -EINVAL);
-	assert_int_equal(backend_check_range(BACKEND_USER_ADDR_MAX, 0, PG), 0);
+	assert_int_equal(backend_check_range(BACKEND_USER_ADDR_MAX, 0, PG), -EINVAL);
+	assert_int_equal(backend_check_range(PG, 0, PG), -EINVAL);
 	assert_int_equal(backend_check_range(BACKEND_USER_ADDR_MAX, PG, PG), -EINVAL);
 	assert_int_equal(backend_check_range(BACKEND_USER_ADDR_MAX - PG, PG, PG), 0);
 	assert_int_equal(backend_check_range(PG, UINT64_MAX & ~(PG - 1), PG), -EINVAL);
