@@ -169,7 +169,10 @@ typedef struct BackendOps {
 	 * returns an fd (owned by the backend) to watch for EPOLLIN with
 	 * sd_event_add_io(); on readiness call monitor_dispatch(), which reads
 	 * what is pending without blocking and calls fn once per event, in the
-	 * caller's thread. monitor_close() unsubscribes (close() does too).
+	 * caller's thread; fn must not close the backend (after UNLOAD every
+	 * call fails with -ENODEV: schedule a close and reopen). -ENOBUFS from
+	 * dispatch: notifications were lost, re-read the devices.
+	 * monitor_close() unsubscribes (close() does too).
 	 */
 	int (*monitor_open)(Backend *b, BackendEventFn fn, void *userdata, int *ret_fd);
 	int (*monitor_dispatch)(Backend *b);
@@ -181,8 +184,10 @@ extern const BackendOps backend_cohmem_ops;
 extern const BackendOps backend_fake_ops;
 
 /*
- * The last message libnuma or the kernel's extended ACK gave in this thread,
- * or NULL. Backends never print; the caller may add this to its log line.
+ * The last message libnuma or the kernel's extended ACK gave in this thread
+ * (thread-local: read it in the thread that made the call), or NULL. Every
+ * move/residency call clears it first. Backends never print; the caller may
+ * add this to its log line.
  */
 const char *backend_last_message(void);
 void backend_set_last_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
