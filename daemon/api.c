@@ -595,9 +595,11 @@ static void migrate_account(Manager *m, const MigrateCall *mc)
 		t->failures++;
 
 	/* Bytes off other devices: residency before minus after, per device. */
-	for (size_t i = 0; i < mc->req.n_steps; i++) {
-		const MigrateSnapshot *snap = &res->snapshots[i];
-		const BackendRef *b = mc->req.steps[i].backend;
+	for (size_t i = 0; i < mc->req.n_steps + mc->req.n_observers; i++) {
+		bool step = i < mc->req.n_steps;
+		size_t o = step ? 0 : i - mc->req.n_steps;
+		const MigrateSnapshot *snap = step ? &res->snapshots[i] : &res->observed[o];
+		const BackendRef *b = step ? mc->req.steps[i].backend : mc->req.observers[o].backend;
 
 		if (!snap->have_after)
 			continue;

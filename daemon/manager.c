@@ -374,6 +374,16 @@ int manager_resolve_target(Manager *m, const char *to, MigrateRequest *req)
 		.snapshot = manager_n_devices_of_kind(m, d->kind) > 1,
 	};
 	req->n_steps = 1;
+	/*
+	 * cohmem takes pages from wherever they are in RAM, device nodes
+	 * included; move_pages(2) cannot see pool pages, so the other way round
+	 * nothing comes off a pool.
+	 */
+	if (d->kind == DEVICE_KIND_COHMEM && m->numa &&
+	    manager_n_devices_of_kind(m, DEVICE_KIND_NUMA) > 0)
+		req->observers[req->n_observers++] = (MigrateObserver) {
+			.backend = backend_ref_ref(m->numa),
+		};
 	return 0;
 }
 

@@ -366,6 +366,9 @@ void migrate_request_done(MigrateRequest *r)
 	for (size_t i = 0; i < r->n_steps; i++)
 		r->steps[i].backend = backend_ref_unref(r->steps[i].backend);
 	r->n_steps = 0;
+	for (size_t i = 0; i < r->n_observers; i++)
+		r->observers[i].backend = backend_ref_unref(r->observers[i].backend);
+	r->n_observers = 0;
 	r->pidfd = safe_close(r->pidfd);
 	r->root = mfree(r->root);
 }
@@ -375,6 +378,8 @@ void migrate_result_done(MigrateResult *r)
 	for (size_t i = 0; i < MIGRATE_STEPS_MAX; i++) {
 		free(r->snapshots[i].before);
 		free(r->snapshots[i].after);
+		free(r->observed[i].before);
+		free(r->observed[i].after);
 	}
 	*r = (MigrateResult) {};
 }
@@ -549,6 +554,17 @@ int migrate_run(const MigrateRequest *req, MoverJob *job, MigrateResult *result)
 		if (r < 0)
 			goto finish;
 	}
+	for (size_t i = 0; i < req->n_observers && !req->dry_run; i++) {
+		const BackendRef *b = req->observers[i].backend;
+		MigrateSnapshot *snap = &result->observed[i];
+
+		r = b->ops->residency(b->backend, req->pid, req->start, req->length, &snap->before,
+				      &snap->n_before);
+		if (r == -EFAULT)
+			r = 0;
+		if (r < 0)
+			goto finish;
+	}
 
 	for (size_t i = 0; i < req->n_steps; i++) {
 		const MigrateStep *st = &req->steps[i];
@@ -605,6 +621,13 @@ int migrate_run(const MigrateRequest *req, MoverJob *job, MigrateResult *result)
 								       req->start, req->length,
 								       &snap->after,
 								       &snap->n_after) >= 0;
+	}
+	for (size_t i = 0; i < req->n_observers && done_steps > 0 && !req->dry_run; i++) {
+		const BackendRef *b = req->observers[i].backend;
+		MigrateSnapshot *snap = &result->observed[i];
+
+		snap->have_after = b->ops->residency(b->backend, req->pid, req->start, req->length,
+						     &snap->after, &snap->n_after) >= 0;
 	}
 
 merge:

@@ -96,6 +96,11 @@ typedef struct MigrateStep {
 
 #define MIGRATE_STEPS_MAX 2
 
+/* A backend whose residency is taken before and after, without moving through it. */
+typedef struct MigrateObserver {
+	BackendRef *backend;          /* a reference the request holds */
+} MigrateObserver;
+
 typedef struct MigrateRequest {
 	pid_t pid;
 	int pidfd;                    /* from auth_check_process(); owned by the request */
@@ -104,6 +109,13 @@ typedef struct MigrateRequest {
 	char *root;                   /* where /proc/PID/maps is read for dry runs */
 	MigrateStep steps[MIGRATE_STEPS_MAX];
 	size_t n_steps;
+	/*
+	 * Pages a step takes may come off devices of another backend (cohmem
+	 * migrates pages from a device node into a pool): their residency is
+	 * snapshotted too, for bytes_out.
+	 */
+	MigrateObserver observers[MIGRATE_STEPS_MAX];
+	size_t n_observers;
 } MigrateRequest;
 
 typedef struct MigrateSnapshot {
@@ -118,6 +130,7 @@ typedef struct MigrateResult {
 	uint64_t elapsed_usec;
 	bool target_exited;           /* the process exited part way: counts are partial */
 	MigrateSnapshot snapshots[MIGRATE_STEPS_MAX];
+	MigrateSnapshot observed[MIGRATE_STEPS_MAX];   /* per observer */
 	char message[256];            /* the backend's last message, "" when none */
 } MigrateResult;
 

@@ -350,6 +350,36 @@ static void test_migrate_snapshot(void **state)
 			 (52 + FILE_PAGES + SHARED_PAGES) * PG);
 	assert_int_equal(res.counts.migrated, 52);
 	migrate_result_done(&res);
+
+	/* An observer: its residency before and after, and nothing moved through it. */
+	{
+		BackendRef *o;
+
+		assert_int_equal(backend_ref_open(&backend_fake_ops, NULL, &o), 0);
+		request_init(&req, b, P_MAIN, 0, 0, false);
+		req.observers[0].backend = backend_ref_ref(o);
+		req.n_observers = 1;
+		assert_int_equal(migrate_run(&req, NULL, &res), 0);
+		migrate_request_done(&req);
+		assert_int_equal(fake_calls(o->backend, FAKE_OP_RESIDENCY), 2);
+		assert_int_equal(fake_calls(o->backend, FAKE_OP_MOVE), 0);
+		s = &res.observed[0];
+		assert_true(s->have_after);
+		assert_int_equal(residency_bytes_on(s->before, s->n_before, &sys),
+				 (48 + FILE_PAGES + SHARED_PAGES) * PG);
+		migrate_result_done(&res);
+
+		/* A dry run takes no snapshots. */
+		request_init(&req, b, P_MAIN, 0, 0, true);
+		req.observers[0].backend = backend_ref_ref(o);
+		req.n_observers = 1;
+		assert_int_equal(migrate_run(&req, NULL, &res), 0);
+		migrate_request_done(&req);
+		assert_int_equal(fake_calls(o->backend, FAKE_OP_RESIDENCY), 2);
+		assert_false(res.observed[0].have_after);
+		migrate_result_done(&res);
+		backend_ref_unref(o);
+	}
 	backend_ref_unref(b);
 }
 
