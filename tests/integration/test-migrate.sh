@@ -195,6 +195,18 @@ grep -q "^Migrated [0-9]* pages\? (.*) of PID $WPID to system in " "$tmp/out" &&
 	grep -q "^  Failed: 0$" "$tmp/out"
 ok "  ... with pages moved, already there, skipped and failed" $? "$tmp/out"
 
+# The progress line: on a terminal only.
+grep -q "Migrating PID" "$tmp/err"
+ok "no progress line when stderr is not a terminal" $((! $?)) "$tmp/err"
+if command -v script >/dev/null; then
+	script -qec "$COHCTL --socket $SOCK migrate --pid $WPID --range $START-$END --to system" \
+		/dev/null >"$tmp/tty" 2>&1
+	grep -q "Migrating PID $WPID to system: [0-9]*/[0-9]* pages" "$tmp/tty"
+	ok "a progress line on a terminal" $? "$tmp/tty"
+else
+	skip "a progress line on a terminal" "no script(1)"
+fi
+
 # ------------------------------------------------------------ residency and stats
 expect_rc "residency --json exits 0" 0 cohctl residency --pid "$WPID" --json
 json_ok "  ... at least the buffer, and the entries add up" \
