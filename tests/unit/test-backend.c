@@ -955,6 +955,87 @@ static void test_numa_scripted(void **state)
 	remove_root(root);
 }
 
+/* The pagemap pre-pass: frames mapped to nodes by memory blocks (4 pages each here). */
+#define KBLOCK 4
+static void write_pagemap(bool hide_frames)
+{
+	char path[600];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/proc/777/pagemap", kroot);
+	f = fopen(path, "we");
+	assert_non_null(f);
+	assert_int_equal(fseeko(f, (off_t) (KBASE / PG * 8), SEEK_SET), 0);
+	for (size_t i = 0; i < NK; i++) {
+		/* node n: blocks 10n..10n+9, frames 40n..40n+39 */
+		uint64_t e = 0, pfn = (uint64_t) knode[i] * 10 * KBLOCK + 1 + i % (9 * KBLOCK);
+
+		if (knode[i] >= 0)
+			e = (UINT64_C(1) << 63) | (hide_frames ? 0 : pfn);
+		if (kquirk[i] == -EFAULT)
+			e = (UINT64_C(1) << 63) | 1000;    /* no block: device memory, absent */
+		assert_int_equal(fwrite(&e, sizeof(e), 1, f), 1);
+	}
+	assert_int_equal(fclose(f), 0);
+}
+
+static void test_numa_pagemap(void **state)
+{
+	char *root = numa_root();
+	BackendTarget to1 = { .id = 1 }, sys = { .system = true };
+	Backend *b = NULL;
+	MoveCounts c;
+
+	write_file(root, "sys/devices/system/memory/block_size_bytes", "4000\n");
+	for (int n = 0; n < 4; n++)
+		for (int k = 0; k < 10; k++) {
+			char rel[128];
+
+			snprintf(rel, sizeof(rel), "sys/devices/system/node/node%d/memory%d", n, n * 10 + k);
+			write_file(root, rel, "");
+		}
+	backend_numa_move_pages_hook = kmove_pages;
+	backend_numa_migrate_pages_hook = kmigrate_pages;
+	kroot = root;
+	assert_int_equal(backend_numa_ops.open(&b, root), 0);
+
+	/* Where pages are comes from pagemap: no query at all when everything moves. */
+	kreset(0);
+	knode[3] = -1;
+	knode[4] = 1;
+	write_pagemap(false);
+	assert_int_equal(backend_numa_ops.move(b, KPID, KBASE, NK * PG, &to1, NULL, NULL, &c), 0);
+	assert_int_equal(kcalls_query, 0);
+	assert_int_equal(c.migrated, NK - 2);
+	assert_int_equal(c.already, 1);
+	assert_int_equal(c.not_present, 1);
+	assert_int_equal(knode[NK - 1], 1);
+
+	/* Back to system: node 1 → 0; a frame outside every block counts as absent. */
+	kquirk[10] = -EFAULT;
+	write_pagemap(false);
+	kcalls_query = 0;
+	assert_int_equal(backend_numa_ops.move(b, KPID, KBASE, NK * PG, &sys, NULL, NULL, &c), 0);
+	assert_int_equal(kcalls_query, 0);
+	assert_int_equal(c.migrated, NK - 2);
+	assert_int_equal(c.not_present, 2);
+	assert_int_equal(knode[10], 1);    /* not touched */
+
+	/* Hidden frames (not CAP_SYS_ADMIN): the query takes over, same counts. */
+	kreset(0);
+	knode[3] = -1;
+	write_pagemap(true);
+	assert_int_equal(backend_numa_ops.move(b, KPID, KBASE, NK * PG, &to1, NULL, NULL, &c), 0);
+	assert_true(kcalls_query > 0);
+	assert_int_equal(c.migrated, NK - 1);
+	assert_int_equal(c.not_present, 1);
+
+	backend_numa_ops.close(b);
+	backend_numa_move_pages_hook = NULL;
+	backend_numa_migrate_pages_hook = NULL;
+	remove_root(root);
+}
+
 static void test_numa_open(void **state)
 {
 	Backend *b = NULL;
@@ -1034,6 +1115,7 @@ int main(void)
 		cmocka_unit_test(test_fake_sample_evict),
 		cmocka_unit_test(test_fake_monitor_setup),
 		cmocka_unit_test(test_numa_scripted),
+		cmocka_unit_test(test_numa_pagemap),
 		cmocka_unit_test(test_numa_open),
 		cmocka_unit_test(test_numa_self),
 		cmocka_unit_test(test_cohmem_absent),
