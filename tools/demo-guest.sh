@@ -19,7 +19,7 @@ check() { # check DESCRIPTION COMMAND...
 	if "$@"; then echo "ok $n - $d"; else failed=$((failed + 1)); echo "not ok $n - $d"; fi
 }
 
-echo "1..12"
+echo "1..13"
 
 step "Load cohmem.ko: the reserved range becomes coherent device memory"
 check "cohmem.ko loads with pool gpu0" \
@@ -37,16 +37,16 @@ step "Devices: the CPU-less NUMA node and the cohmem pool"
 run cohctl devices | tee /tmp/devices.out
 check "node1 and gpu0 are listed" sh -c 'grep -q "^ *node1 " /tmp/devices.out && grep -q "^ *gpu0 " /tmp/devices.out'
 
-step "A workload: 64 MiB that it rewrites and verifies continuously"
-echo '$ cohwork --size 64M &'
-cohwork --size 64M --range-file /tmp/range --status /tmp/work.status >/tmp/work.out 2>&1 &
+step "A workload: 64 MiB that it rewrites and verifies, pass after pass"
+echo '$ cohwork --size 64M --pause-ms 500 &'
+cohwork --size 64M --pause-ms 500 --range-file /tmp/range --status /tmp/work.status >/tmp/work.out 2>&1 &
 work=$!
 i=0
 while [ ! -s /tmp/range ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
 check "workload running" kill -0 "$work"
 run cohctl residency --pid "$work"
 
-for to in gpu0 node1 system; do
+for to in gpu0 system node1 system; do
 	step "Move the workload's memory to $to"
 	check "migrate to $to" run cohctl migrate --pid "$work" --all --to "$to"
 	run cohctl residency --pid "$work" | tee /tmp/res.out
