@@ -231,6 +231,19 @@ static int raw_migrate_all(pid_t pid, int from, int to)
 	return r < 0 ? -errno : r;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *) a, y = *(const double *) b;
+
+	return (x > y) - (x < y);
+}
+
+static double median(double *v, int n)
+{
+	qsort(v, (size_t) n, sizeof(double), cmp_double);
+	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 #define BENCH_METHODS 6
 static const char *const bench_names[BENCH_METHODS] = {
 	"raw move_pages loop", "numa backend range", "migrate_pages(2) (migratepages)",
@@ -245,9 +258,10 @@ static const char *const bench_names[BENCH_METHODS] = {
 static void bench(const BackendOps *numa, Backend *nb, const BackendOps *coh, Backend *cb)
 {
 	const size_t n = 32768;    /* 128 MiB */
-	const int rounds = 7;
+	const int rounds = 9;
 	BackendTarget to1 = { .id = 1 }, sys = { .system = true }, pool = { .id = 0 };
-	double best[BENCH_METHODS], sum[BENCH_METHODS] = {}, t;
+	double best[BENCH_METHODS], sum[BENCH_METHODS] = {}, t, round_t[BENCH_METHODS];
+	double q_range[16], q_whole[16], q_coh[16];
 	struct coh_victim v;
 	MoveCounts c;
 	int r = 0;
@@ -298,11 +312,16 @@ static void bench(const BackendOps *numa, Backend *nb, const BackendOps *coh, Ba
 				break;
 			}
 			d = now() - t;
+			round_t[k] = d;
 			sum[k] += d;
 			best[k] = d < best[k] ? d : best[k];
 		}
 		if (r)
 			tap_diag("bench: round %d had an error (%s)", i, counts_str(&c));
+		/* Neighbours in time see about the same host load: ratios per round. */
+		q_range[i] = round_t[0] / round_t[1];
+		q_whole[i] = round_t[2] / round_t[3];
+		q_coh[i] = cb ? round_t[0] / round_t[4] : 0;
 	}
 	for (int k = 0; k < BENCH_METHODS; k++)
 		if (k != 4 || cb)
@@ -317,6 +336,9 @@ static void bench(const BackendOps *numa, Backend *nb, const BackendOps *coh, Ba
 	if (cb)
 		tap_diag("bench: cohmem backend range / raw move_pages = %.3f (%.3f)",
 			 best[0] / best[4], sum[0] / sum[4]);
+	tap_diag("bench: medians of the per-round ratios: numa range / raw %.3f, numa whole / "
+		 "migrate_pages %.3f, cohmem / raw %.3f", median(q_range, rounds),
+		 median(q_whole, rounds), median(q_coh, rounds));
 	tap_diag("bench: a query pass is %.1f%% of a numa backend range move",
 		 100 * best[5] / 2 / (best[1] / 2));
 	tap_ok(r == 0 && coh_victim_cmd(&v, VICTIM_CHECK, 77) == 0,
