@@ -51,7 +51,7 @@ is_ge() {
 	fi
 }
 
-echo "1..168"
+echo "1..171"
 
 for b in coherentd cohctl cohwork cohprobe; do
 	if ! command -v "$b" >/dev/null; then
@@ -223,6 +223,15 @@ is_eq "range -> node1: numa_maps shows N1=$npages" "$(numa_maps_n $work $start 1
 residency $work
 is_eq "range -> node1: residency shows the buffer on node1" "$(res_bytes res.json node1)" $bytes
 is_eq "range -> node1: residency shows nothing on gpu0" "$(res_bytes res.json gpu0)" 0
+cohctl --json=short residency --pid $work --verbose >resv.json 2>&1
+is_eq "range -> node1: residency --verbose: the buffer's mapping is anon" \
+	"$(jget resv.json "mappings.start=$((start)).kind")" anon
+is_eq "range -> node1: residency --verbose: the buffer's mapping is on node1" \
+	"$(jget resv.json "mappings.start=$((start)).residency.device=node1.bytes")" $bytes
+cohctl residency --pid $work --verbose >resv.txt 2>&1
+diag resv.txt
+check "range -> node1: residency --verbose text shows the mapping on node1" \
+	grep -Eq "^${start#0x}-${end#0x} +rw-p +anon +node1 32\.0M" resv.txt
 check "range -> node1: the workload verified its data since" wait_passes $work work.status
 
 # --range back to system ---------------------------------------------
