@@ -18,6 +18,7 @@
 
 #include <json-c/json.h>
 
+#include "cohctl-simulate.h"
 #include "log.h"
 #include "macro.h"
 #include "util.h"
@@ -909,6 +910,11 @@ static int help(void)
 	       "  residency --pid=PID [--verbose]\n"
 	       "                         Show where a process's memory is\n"
 	       "  stats                  Per-device migration counters since start\n"
+	       "  simulate --trace=FILE [--config=FILE] [--device-size=SIZE] [--json]\n"
+	       "                         Replay an access trace through the policy engine, an\n"
+	       "                         oracle and two baselines (no daemon needed)\n"
+	       "  trace-generate --kind=hotset|zipf|scan [...] -o FILE\n"
+	       "                         Write a synthetic access trace\n"
 	       "  help                   Show this help\n"
 	       "\n"
 	       "Options:\n"
@@ -957,6 +963,9 @@ static const Verb verbs[] = {
 	{ "residency", 1, 1, false, OPT_PID | OPT_VERBOSE, verb_residency },
 	{ "stats",     1, 1, false, 0, verb_stats },
 	{ "help",      1, 1, false, 0, verb_help },
+	/* Offline, options after the verb: main() hands them over before parse_argv(). */
+	{ "simulate",       1, 1, false, 0, verb_simulate },
+	{ "trace-generate", 1, 1, false, 0, verb_trace_generate },
 	{}
 };
 
@@ -1189,6 +1198,12 @@ int main(int argc, char **argv)
 	int r;
 
 	log_setup();
+
+	/* The offline verbs parse their own options and need no daemon. */
+	if (argc > 1 && streq(argv[1], "simulate"))
+		return verb_simulate(argc - 1, argv + 1);
+	if (argc > 1 && streq(argv[1], "trace-generate"))
+		return verb_trace_generate(argc - 1, argv + 1);
 
 	r = parse_argv(argc, argv);
 	if (r < 0)
