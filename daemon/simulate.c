@@ -115,7 +115,7 @@ static int parse_kv(SimConfig *c, const char *key, const char *value)
 int sim_config_parse(const char *buf, size_t len, SimConfig *c, unsigned *ret_line)
 {
 	SimConfig n = *c;
-	bool in_policy = false;
+	enum { OTHER, DAEMON, POLICY } section = OTHER;
 	unsigned line = 0;
 	size_t pos = 0;
 
@@ -139,19 +139,22 @@ int sim_config_parse(const char *buf, size_t len, SimConfig *c, unsigned *ret_li
 		if (*s == '[') {
 			if (e[-1] != ']')
 				goto bad;
-			in_policy = streq(s, "[Policy]");
+			section = streq(s, "[Policy]") ? POLICY : streq(s, "[Daemon]") ? DAEMON : OTHER;
 			continue;
 		}
 		eq = strchr(s, '=');
 		if (!eq)
 			goto bad;
-		if (!in_policy)
+		if (section == OTHER)
 			continue;
 		*eq = '\0';
 		for (char *k = eq - 1; k >= s && (*k == ' ' || *k == '\t'); k--)
 			*k = '\0';
 		eq++;
 		eq += strspn(eq, " \t");
+		/* Of coherentd's own [Daemon] section only the tick matters here. */
+		if (section == DAEMON && !streq(s, "TickSec"))
+			continue;
 		if (parse_kv(&n, s, eq) < 0)
 			goto bad;
 	}

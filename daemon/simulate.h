@@ -71,8 +71,9 @@ void sim_config_init(SimConfig *c);
 /*
  * Settings from a coherentd.conf-style file: section [Policy] with TickSec=,
  * RateLimitMiB=, HotThreshold=, HysteresisTicks=, MinResidenceSec=,
- * SwapMarginPercent=, ColdDemoteTicks=, PingPongWindowTicks=, DeviceSize=. Other sections are
- * ignored. -EBADMSG with the 1-based line for a bad line, unknown key or value.
+ * SwapMarginPercent=, ColdDemoteTicks=, PingPongWindowTicks=, DeviceSize=; TickSec= of
+ * [Daemon] too (so coherentd.conf itself can be given). Other sections and
+ * other [Daemon] keys are ignored. -EBADMSG with the 1-based line for a bad line, unknown key or value.
  */
 int sim_config_parse(const char *buf, size_t len, SimConfig *c, unsigned *ret_line);
 

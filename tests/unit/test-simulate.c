@@ -489,6 +489,7 @@ static void test_config(void **state)
 		{ "[Policy\n", 1 },
 		{ "[Policy]\n\nDeviceSize=0\n", 3 },
 		{ "[Policy]\nPingPongWindowTicks=0\n", 2 },
+		{ "[Daemon]\nLogLevel=debug\nTickSec=never\n", 3 },
 	};
 	SimConfig c, before;
 	unsigned line = 7;
@@ -505,6 +506,13 @@ static void test_config(void **state)
 	assert_int_equal(c.policy.cold_demote_ticks, 4);
 	assert_int_equal(c.pingpong_window, 8);
 	assert_int_equal(c.device_size, UINT64_C(1) << 30);
+
+	/* coherentd.conf's own tick; its other [Daemon] keys are not ours to judge. */
+	sim_config_init(&c);
+	assert_int_equal(sim_config_parse("[Daemon]\nLogLevel=debug\nTickSec=2s\n[Device gpu0]\nNode=3\n",
+					  strlen("[Daemon]\nLogLevel=debug\nTickSec=2s\n[Device gpu0]\nNode=3\n"),
+					  &c, &line), 0);
+	assert_int_equal(c.policy.tick_usec, 2000000);
 
 	for (size_t k = 0; k < ELEMENTSOF(bad); k++) {
 		sim_config_init(&c);
