@@ -23,7 +23,9 @@
  *      below hot_threshold) for that many ticks and resident for
  *      min_residence_usec go back to system RAM (reason demote); then
  *      non-resident regions hot for hysteresis_ticks are promoted hottest
- *      first into the free quota (reason promote); when there is no room, the
+ *      first while the quota and the device's free bytes above its high
+ *      watermark allow (reason promote; promotions never push a device below
+ *      high, so they cannot trigger eviction); when there is no room, the
  *      coldest residents that may leave (resident min_residence_usec) make
  *      room for a candidate if they are cold (heat below hot_threshold for
  *      hysteresis_ticks) or its heat exceeds theirs by more than
