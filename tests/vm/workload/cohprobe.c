@@ -25,10 +25,13 @@
  *       exit status (128+N after signal N).
  *   cohprobe now
  *       CLOCK_MONOTONIC in seconds, nanosecond resolution.
- *   cohprobe varlink SOCKET METHOD [PARAMETERS]
+ *   cohprobe varlink [-w] SOCKET METHOD [PARAMETERS]
  *       one raw Varlink call on the AF_UNIX socket SOCKET, bypassing cohctl
  *       and its checks: sends {"method": METHOD, "parameters": PARAMETERS}
  *       (a JSON object, default {}) and prints the reply on one line.
+ *       With -w it connects, prints "connected" and sends only when it gets
+ *       SIGUSR1: a client ready to ask at a precise moment, with no process
+ *       start in between.
  *   cohprobe json PATH
  *       reads one JSON value on stdin and prints the part PATH selects:
  *       dot-separated steps, each a member name, an array index, "#" (the
@@ -93,7 +96,7 @@ static int usage(void)
 		"       cohprobe zombie\n"
 		"       cohprobe time FILE COMMAND [ARG...]\n"
 		"       cohprobe now\n"
-		"       cohprobe varlink SOCKET METHOD [PARAMETERS]\n"
+		"       cohprobe varlink [-w] SOCKET METHOD [PARAMETERS]\n"
 		"       cohprobe json PATH\n"
 		"RANGE is START-END (END exclusive).\n");
 	return 2;
@@ -397,10 +400,21 @@ static int cmd_varlink(int argc, char **argv)
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	json_object *msg, *params;
 	char reply[1 << 16];
+	bool wait_signal = false;
 	const char *text;
 	size_t len = 0;
-	int fd;
+	sigset_t set;
+	int fd, sig;
 
+	if (argc > 1 && strcmp(argv[1], "-w") == 0) {
+		wait_signal = true;
+		argc--;
+		argv++;
+		/* Blocked before connecting: an early SIGUSR1 waits instead of killing. */
+		sigemptyset(&set);
+		sigaddset(&set, SIGUSR1);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+	}
 	if ((argc != 3 && argc != 4) || strlen(argv[1]) >= sizeof(sa.sun_path))
 		return usage();
 	params = json_tokener_parse(argc == 4 ? argv[3] : "{}");
@@ -417,6 +431,12 @@ static int cmd_varlink(int argc, char **argv)
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		fprintf(stderr, "cohprobe: connect %s: %m\n", argv[1]);
 		return 1;
+	}
+	if (wait_signal) {
+		printf("connected\n");
+		fflush(stdout);
+		while (sigwait(&set, &sig) != 0)
+			;
 	}
 	/* The message with its terminating NUL. */
 	if (send(fd, text, strlen(text) + 1, MSG_NOSIGNAL) != (ssize_t)(strlen(text) + 1)) {
