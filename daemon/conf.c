@@ -71,6 +71,7 @@ Conf *conf_new(void)
 		return NULL;
 	c->tick_usec = CONF_TICK_USEC_DEFAULT;
 	c->log_level = -1;
+	policy_settings_init(&c->policy);
 	return c;
 }
 
@@ -154,6 +155,7 @@ typedef enum SectionType {
 	SECTION_NONE,     /* before the first [section] */
 	SECTION_DAEMON,
 	SECTION_DEVICE,
+	SECTION_POLICY,
 	SECTION_INVALID,  /* already reported; its keys are ignored */
 } SectionType;
 
@@ -242,6 +244,10 @@ static void parse_section_header(ParseContext *ctx, const char *line)
 
 	if (streq(name, "Daemon")) {
 		ctx->section = SECTION_DAEMON;
+		return;
+	}
+	if (streq(name, "Policy")) {
+		ctx->section = SECTION_POLICY;
 		return;
 	}
 
@@ -382,6 +388,19 @@ static void parse_daemon_key(ParseContext *ctx, const char *key, const char *val
 		ctx_error(ctx, "unknown key %s= in section [Daemon]", key);
 }
 
+/* The keys and their checks are the policy engine's, shared with cohctl simulate. */
+static void parse_policy_key(ParseContext *ctx, const char *key, const char *value)
+{
+	const char *expected = NULL;
+	int r;
+
+	r = policy_settings_set(&ctx->conf->policy, key, value, &expected);
+	if (r == -ENOENT)
+		ctx_error(ctx, "unknown key %s= in section [Policy]", key);
+	else if (r < 0)
+		ctx_error(ctx, "invalid %s=%s: expected %s", key, value, expected ?: "a valid value");
+}
+
 static void parse_device_key(ParseContext *ctx, const char *key, const char *value)
 {
 	ConfDevice *d = &ctx->conf->devices[ctx->device];
@@ -439,6 +458,9 @@ static int conf_handler(void *user, const char *section, const char *name, const
 		break;
 	case SECTION_DEVICE:
 		parse_device_key(ctx, name, value);
+		break;
+	case SECTION_POLICY:
+		parse_policy_key(ctx, name, value);
 		break;
 	case SECTION_INVALID:
 		break;
@@ -689,6 +711,8 @@ int conf_dump(const Conf *c, FILE *f)
 	fprintf(f, "[Daemon]\n");
 	fprintf(f, "TickSec=%s\n", format_duration(buf, sizeof(buf), c->tick_usec));
 	fprintf(f, "LogLevel=%s\n", c->log_level >= 0 ? log_level_to_string(c->log_level) : "info");
+	fprintf(f, "\n[Policy]\n");
+	policy_settings_dump(&c->policy, f);
 
 	if (c->n_devices > 0) {
 		sorted = malloc(c->n_devices * sizeof(*sorted));

@@ -9,6 +9,10 @@
  *   TickSec=5s            device refresh interval
  *   LogLevel=info
  *
+ *   [Policy]              the policy engine's settings, see policy.h
+ *   HotThreshold=1
+ *   RateLimitMiB=infinity
+ *
  *   [Device NAME]
  *   Kind=numa             the only kind so far
  *   Node=1                NUMA node the device is
@@ -22,6 +26,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "policy.h"
 #include "util.h"
 
 #define CONF_FILE_DEFAULT SYSCONFDIR "/coherentd/coherentd.conf"
@@ -71,6 +76,7 @@ typedef struct ConfError {
 typedef struct Conf {
 	uint64_t tick_usec;
 	int log_level;       /* -1: not set, keep the default */
+	PolicySettings policy; /* [Policy]; the daemon does not act on it yet */
 
 	ConfDevice *devices;
 	size_t n_devices;

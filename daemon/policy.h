@@ -38,6 +38,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #define POLICY_SYSTEM_RAM (-1)            /* a residency / destination: not on a device */
 #define POLICY_QUOTA_NONE UINT64_MAX
@@ -128,6 +129,37 @@ void policy_config_init(PolicyConfig *c);
  */
 int policy_plan_compute(const PolicySnapshot *s, PolicyMove *moves, size_t max_moves,
 			size_t *ret_n_moves);
+
+/*
+ * The [Policy] keys of coherentd.conf (and of `cohctl simulate --config`), kept
+ * apart from PolicyConfig because the rate becomes bytes per tick only once the
+ * tick is known. Parsing lives in policy-settings.c; policy.c stays pure.
+ */
+typedef struct PolicySettings {
+	uint64_t hot_threshold;         /* HotThreshold= */
+	unsigned hysteresis_ticks;      /* HysteresisTicks= */
+	uint64_t min_residence_usec;    /* MinResidenceSec= */
+	unsigned swap_margin_pct;       /* SwapMarginPercent= */
+	unsigned cold_demote_ticks;     /* ColdDemoteTicks= */
+	uint64_t rate_mib_per_sec;      /* RateLimitMiB=, 0: unlimited */
+} PolicySettings;
+
+#define POLICY_RATE_MIB_MAX (UINT64_C(1) << 30)
+#define POLICY_HYSTERESIS_MAX 1000U
+#define POLICY_SWAP_MARGIN_MAX 10000U
+#define POLICY_COLD_DEMOTE_MAX 1000000U
+
+void policy_settings_init(PolicySettings *s);
+/*
+ * One KEY=VALUE of [Policy]; an empty value restores the default. -ENOENT: not
+ * a [Policy] key; -EINVAL: a bad value (*ret_expected, if given, says what was
+ * expected). Nothing changes on error.
+ */
+int policy_settings_set(PolicySettings *s, const char *key, const char *value,
+			const char **ret_expected);
+void policy_settings_to_config(const PolicySettings *s, uint64_t tick_usec, PolicyConfig *ret);
+/* The section's keys, canonical values, one per line. */
+int policy_settings_dump(const PolicySettings *s, FILE *f);
 
 const char *policy_reason_to_string(PolicyReason r);
 const char *policy_kind_to_string(PolicyKind k);

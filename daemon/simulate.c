@@ -17,6 +17,7 @@
 typedef struct Sim {
 	const Trace *t;
 	const SimConfig *c;
+	PolicyConfig pc;
 	SimPolicy policy;
 	uint64_t capacity, used;
 	int *res;                       /* per region: DEV or POLICY_SYSTEM_RAM */
@@ -57,48 +58,26 @@ const char *sim_policy_label(SimPolicy p)
 
 void sim_config_init(SimConfig *c)
 {
-	*c = (SimConfig) { .pingpong_window = 4 };
-	policy_config_init(&c->policy);
+	*c = (SimConfig) { .tick_usec = USEC_PER_SEC, .pingpong_window = 4 };
+	policy_settings_init(&c->policy);
 }
 
 /* ---- config file ---- */
 
-static int parse_kv(SimConfig *c, const char *key, const char *value)
+enum { SECTION_OTHER, SECTION_DAEMON, SECTION_POLICY, SECTION_SIMULATE };
+
+static int parse_kv(SimConfig *c, int section, const char *key, const char *value)
 {
 	uint64_t u;
-	int r;
 
-	if (streq(key, "TickSec")) {
-		r = parse_duration(value, &u);
-		if (r < 0 || u == 0)
+	if (streq(key, "TickSec") && section != SECTION_POLICY) {
+		if (parse_duration(value, &u) < 0 || u == 0)
 			return -EINVAL;
-		c->policy.tick_usec = u;
-	} else if (streq(key, "RateLimitMiB")) {
-		if (streq(value, "infinity"))
-			u = 0;
-		else if (safe_atou64(value, &u) < 0 || u > (UINT64_C(1) << 40))
-			return -EINVAL;
-		c->rate_mib_per_sec = u;
-	} else if (streq(key, "HotThreshold")) {
-		if (safe_atou64(value, &u) < 0 || u == 0)
-			return -EINVAL;
-		c->policy.hot_threshold = u;
-	} else if (streq(key, "HysteresisTicks")) {
-		if (safe_atou64(value, &u) < 0 || u > 1000)
-			return -EINVAL;
-		c->policy.hysteresis_ticks = (unsigned) u;
-	} else if (streq(key, "MinResidenceSec")) {
-		if (parse_duration(value, &u) < 0)
-			return -EINVAL;
-		c->policy.min_residence_usec = u;
-	} else if (streq(key, "SwapMarginPercent")) {
-		if (safe_atou64(value, &u) < 0 || u > 10000)
-			return -EINVAL;
-		c->policy.swap_margin_pct = (unsigned) u;
-	} else if (streq(key, "ColdDemoteTicks")) {
-		if (safe_atou64(value, &u) < 0 || u > 1000000)
-			return -EINVAL;
-		c->policy.cold_demote_ticks = (unsigned) u;
+		c->tick_usec = u;
+	} else if (section == SECTION_DAEMON) {
+		return 0;  /* coherentd's other keys are not ours to judge */
+	} else if (section == SECTION_POLICY) {
+		return policy_settings_set(&c->policy, key, value, NULL) < 0 ? -EINVAL : 0;
 	} else if (streq(key, "PingPongWindowTicks")) {
 		if (safe_atou64(value, &u) < 0 || u == 0 || u > 1000000)
 			return -EINVAL;
@@ -115,7 +94,7 @@ static int parse_kv(SimConfig *c, const char *key, const char *value)
 int sim_config_parse(const char *buf, size_t len, SimConfig *c, unsigned *ret_line)
 {
 	SimConfig n = *c;
-	enum { OTHER, DAEMON, POLICY } section = OTHER;
+	int section = SECTION_OTHER;
 	unsigned line = 0;
 	size_t pos = 0;
 
@@ -139,23 +118,22 @@ int sim_config_parse(const char *buf, size_t len, SimConfig *c, unsigned *ret_li
 		if (*s == '[') {
 			if (e[-1] != ']')
 				goto bad;
-			section = streq(s, "[Policy]") ? POLICY : streq(s, "[Daemon]") ? DAEMON : OTHER;
+			section = streq(s, "[Policy]") ? SECTION_POLICY :
+				  streq(s, "[Daemon]") ? SECTION_DAEMON :
+				  streq(s, "[Simulate]") ? SECTION_SIMULATE : SECTION_OTHER;
 			continue;
 		}
 		eq = strchr(s, '=');
 		if (!eq)
 			goto bad;
-		if (section == OTHER)
+		if (section == SECTION_OTHER)
 			continue;
 		*eq = '\0';
 		for (char *k = eq - 1; k >= s && (*k == ' ' || *k == '\t'); k--)
 			*k = '\0';
 		eq++;
 		eq += strspn(eq, " \t");
-		/* Of coherentd's own [Daemon] section only the tick matters here. */
-		if (section == DAEMON && !streq(s, "TickSec"))
-			continue;
-		if (parse_kv(&n, s, eq) < 0)
+		if (parse_kv(&n, section, s, eq) < 0)
 			goto bad;
 	}
 	*c = n;
@@ -186,14 +164,14 @@ static void move_region(Sim *s, size_t i, int dest, int64_t tick)
 	if (s->last_move_tick[i] >= 0 && tick - s->last_move_tick[i] <= (int64_t) s->c->pingpong_window)
 		s->r.bytes_pingpong += len;
 	s->last_move_tick[i] = tick;
-	s->since_usec[i] = (uint64_t) tick * s->c->policy.tick_usec;
+	s->since_usec[i] = (uint64_t) tick * s->pc.tick_usec;
 }
 
 static void update_heat(Sim *s)
 {
 	for (size_t i = 0; i < s->t->n_regions; i++) {
 		s->heat[i] = s->heat[i] / 2 + s->count[i];
-		if (s->heat[i] >= s->c->policy.hot_threshold) {
+		if (s->heat[i] >= s->pc.hot_threshold) {
 			s->hot_ticks[i]++;
 			s->cold_ticks[i] = 0;
 		} else {
@@ -205,7 +183,7 @@ static void update_heat(Sim *s)
 
 static uint64_t rate_budget(const Sim *s)
 {
-	return s->c->policy.rate_bytes_per_tick;
+	return s->pc.rate_bytes_per_tick;
 }
 
 /* Spend from a per-tick budget; false (and nothing spent) if it does not fit. */
@@ -237,8 +215,8 @@ static int step_ours(Sim *s, int64_t tick)
 		.quota = POLICY_QUOTA_NONE,
 	};
 	PolicySnapshot snap = {
-		.now_usec = (uint64_t) tick * s->c->policy.tick_usec,
-		.config = s->c->policy,
+		.now_usec = (uint64_t) tick * s->pc.tick_usec,
+		.config = s->pc,
 		.devices = &dev,
 		.n_devices = 1,
 		.targets = &target,
@@ -286,11 +264,11 @@ static int step_heat(Sim *s, int64_t tick)
 	size_t n = 0;
 
 	for (size_t i = 0; i < s->t->n_regions; i++)
-		if (s->res[i] == DEV && s->heat[i] < s->c->policy.hot_threshold &&
+		if (s->res[i] == DEV && s->heat[i] < s->pc.hot_threshold &&
 		    spend(&budget, s->t->regions[i].length))
 			move_region(s, i, POLICY_SYSTEM_RAM, tick);
 	for (size_t i = 0; i < s->t->n_regions; i++)
-		if (s->res[i] != DEV && s->heat[i] >= s->c->policy.hot_threshold)
+		if (s->res[i] != DEV && s->heat[i] >= s->pc.hot_threshold)
 			s->scratch[n++] = i;
 	qsort_r(s->scratch, n, sizeof(size_t), cmp_heat_desc, s);
 	for (size_t k = 0; k < n; k++) {
@@ -496,25 +474,17 @@ static uint64_t footprint(const Trace *t)
 
 int sim_run(const Trace *t, const SimConfig *c, SimPolicy p, SimResult *ret)
 {
-	SimConfig cfg;
 	Sim s = { .t = t, .policy = p };
 	bool *want = NULL;
 	size_t n = t ? t->n_regions : 0, tk = 0;
 	int r = 0;
 
-	if (!t || !c || !ret || (unsigned) p >= _SIM_POLICY_MAX || c->policy.tick_usec == 0 ||
+	if (!t || !c || !ret || (unsigned) p >= _SIM_POLICY_MAX || c->tick_usec == 0 ||
 	    c->pingpong_window == 0)
 		return -EINVAL;
-	cfg = *c;
-	if (cfg.rate_mib_per_sec == 0)
-		cfg.policy.rate_bytes_per_tick = POLICY_RATE_NONE;
-	else {
-		u128 b = (u128) cfg.rate_mib_per_sec * (1 << 20) * cfg.policy.tick_usec / 1000000;
-
-		cfg.policy.rate_bytes_per_tick = b >= POLICY_RATE_NONE ? POLICY_RATE_NONE - 1 : (uint64_t) b;
-	}
-	s.c = &cfg;
-	s.capacity = cfg.device_size ? cfg.device_size : footprint(t) / 4;
+	s.c = c;
+	policy_settings_to_config(&c->policy, c->tick_usec, &s.pc);
+	s.capacity = c->device_size ? c->device_size : footprint(t) / 4;
 
 	s.res = malloc((n + 1) * sizeof(int));
 	s.heat = calloc(n + 1, sizeof(uint64_t));

@@ -49,8 +49,8 @@ typedef enum SimPolicy {
 } SimPolicy;
 
 typedef struct SimConfig {
-	PolicyConfig policy;
-	uint64_t rate_mib_per_sec;      /* 0: unlimited; turned into policy.rate_bytes_per_tick */
+	PolicySettings policy;          /* the [Policy] keys, as coherentd reads them */
+	uint64_t tick_usec;             /* TickSec= */
 	uint64_t device_size;           /* 0: a quarter of the trace's footprint */
 	unsigned pingpong_window;       /* ticks */
 } SimConfig;
@@ -65,15 +65,15 @@ typedef struct SimResult {
 	double pingpong_fraction;       /* bytes_pingpong / bytes_moved, 0 without moves */
 } SimResult;
 
-/* policy defaults, unlimited rate, device size 0 (derived), ping-pong window 4. */
+/* policy defaults, 1 s tick, device size 0 (derived), ping-pong window 4. */
 void sim_config_init(SimConfig *c);
 
 /*
- * Settings from a coherentd.conf-style file: section [Policy] with TickSec=,
- * RateLimitMiB=, HotThreshold=, HysteresisTicks=, MinResidenceSec=,
- * SwapMarginPercent=, ColdDemoteTicks=, PingPongWindowTicks=, DeviceSize=; TickSec= of
- * [Daemon] too (so coherentd.conf itself can be given). Other sections and
- * other [Daemon] keys are ignored. -EBADMSG with the 1-based line for a bad line, unknown key or value.
+ * Settings from a coherentd.conf-style file: the [Policy] keys of
+ * coherentd.conf (policy_settings_set()), TickSec= of [Daemon], and the
+ * simulator's own [Simulate] section: TickSec=, PingPongWindowTicks=,
+ * DeviceSize=. Other sections and other [Daemon] keys are ignored, so
+ * coherentd.conf itself can be given. -EBADMSG with the 1-based line for a bad line, unknown key or value.
  */
 int sim_config_parse(const char *buf, size_t len, SimConfig *c, unsigned *ret_line);
 

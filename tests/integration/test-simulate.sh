@@ -108,7 +108,7 @@ relation "device holding everything: ours misses only the first ticks, moves eac
 	'r["ours"]["bytes_moved"] <= 1024 * 2 * 2**20 and r["ours"]["pingpong_fraction"] == 0 and r["ours"]["hit_ratio"] > 0.98'
 
 # --config: a rate limit caps the bytes moved per tick.
-printf '[Policy]\nRateLimitMiB=64\nTickSec=1s\n' > "$T/rate.conf"
+printf '[Daemon]\nTickSec=1s\n[Policy]\nRateLimitMiB=64\n' > "$T/rate.conf"
 check "simulate --config with RateLimitMiB=64" "$COHCTL" simulate --trace "$T/hotset.trace" --config "$T/rate.conf" --json
 cp "$T/out" "$T/rate.json"
 relation "rate limit: ours moved at most 64 MiB per tick" rate \

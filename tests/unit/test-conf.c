@@ -47,8 +47,10 @@ static char *render(const char *text, const char *dropin)
 	return out;
 }
 
+#define POLICY_DEFAULTS "\n[Policy]\nHotThreshold=1\nHysteresisTicks=1\nMinResidenceSec=5s\n" \
+	"SwapMarginPercent=200\nColdDemoteTicks=0\nRateLimitMiB=infinity\n"
 #define DEFAULTS "# no configuration files read, built-in defaults\n" \
-	"[Daemon]\nTickSec=5s\nLogLevel=info\n"
+	"[Daemon]\nTickSec=5s\nLogLevel=info\n" POLICY_DEFAULTS
 
 static void test_conf_table(void **state)
 {
@@ -59,10 +61,10 @@ static void test_conf_table(void **state)
 		{ "comments only", "# x\n; y\n\n", NULL, DEFAULTS },
 		{ "daemon", "[Daemon]\nTickSec=250ms\nLogLevel=debug\n", NULL,
 		  "# no configuration files read, built-in defaults\n"
-		  "[Daemon]\nTickSec=250ms\nLogLevel=debug\n" },
+		  "[Daemon]\nTickSec=250ms\nLogLevel=debug\n" POLICY_DEFAULTS },
 		{ "numeric log level", "[Daemon]\nLogLevel=3\n", NULL,
 		  "# no configuration files read, built-in defaults\n"
-		  "[Daemon]\nTickSec=5s\nLogLevel=err\n" },
+		  "[Daemon]\nTickSec=5s\nLogLevel=err\n" POLICY_DEFAULTS },
 		{ "device", "[Device gpu0]\nNode=1\nLowWatermark=10%\nHighWatermark=4096M\n", NULL,
 		  DEFAULTS "\n[Device gpu0]\nKind=numa\nNode=1\nLowWatermark=10%\nHighWatermark=4G\n" },
 		{ "devices sorted by name", "[Device b]\nNode=2\n[Device a]\nNode=1\n", NULL,
@@ -71,7 +73,7 @@ static void test_conf_table(void **state)
 		  DEFAULTS "\n[Device x]\nKind=numa\nNode=7\n" },
 		{ "later assignment wins", "[Daemon]\nTickSec=1s\nTickSec=2s\n", NULL,
 		  "# no configuration files read, built-in defaults\n"
-		  "[Daemon]\nTickSec=2s\nLogLevel=info\n" },
+		  "[Daemon]\nTickSec=2s\nLogLevel=info\n" POLICY_DEFAULTS },
 		{ "drop-in extends a device", "[Device g]\nNode=1\n", "[Device g]\nHighWatermark=1G\n",
 		  DEFAULTS "\n[Device g]\nKind=numa\nNode=1\nHighWatermark=1G\n" },
 		{ "empty value resets", "[Device g]\nNode=1\nLowWatermark=1G\n", "[Device g]\nLowWatermark=\n",
@@ -134,9 +136,16 @@ static void test_conf_table(void **state)
 		  "t.conf:4: unknown key Foo= in section [Daemon]\n" },
 		{ "keys of a bad section are ignored", "[Nope]\nA=1\nB=2\n[Daemon]\nTickSec=1s\n", NULL,
 		  "t.conf:1: unknown section [Nope]\n" },
+		{ "policy", "[Policy]\nHotThreshold=4\nRateLimitMiB=100\nMinResidenceSec=90s\n", NULL,
+		  "# no configuration files read, built-in defaults\n"
+		  "[Daemon]\nTickSec=5s\nLogLevel=info\n\n[Policy]\nHotThreshold=4\nHysteresisTicks=1\n"
+		  "MinResidenceSec=90s\nSwapMarginPercent=200\nColdDemoteTicks=0\nRateLimitMiB=100\n" },
+		{ "policy errors", "[Policy]\nNope=1\nHotThreshold=0\n", NULL,
+		  "t.conf:2: unknown key Nope= in section [Policy]\n"
+		  "t.conf:3: invalid HotThreshold=0: expected a number of accesses per tick, 1 or more\n" },
 		{ "CRLF line ends", "[Daemon]\r\nTickSec=3s\r\n", NULL,
 		  "# no configuration files read, built-in defaults\n"
-		  "[Daemon]\nTickSec=3s\nLogLevel=info\n" },
+		  "[Daemon]\nTickSec=3s\nLogLevel=info\n" POLICY_DEFAULTS },
 	};
 
 	for (size_t i = 0; i < ELEMENTSOF(t); i++) {

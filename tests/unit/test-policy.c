@@ -346,6 +346,57 @@ static void test_invalid(void **state)
 	assert_int_equal(n, 1);
 }
 
+static void test_settings(void **state)
+{
+	PolicySettings st, before;
+	PolicyConfig c;
+	const char *why = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	policy_settings_init(&st);
+	policy_settings_to_config(&st, 2 * SEC, &c);
+	assert_int_equal(c.tick_usec, 2 * SEC);
+	assert_int_equal(c.rate_bytes_per_tick, POLICY_RATE_NONE);
+	assert_int_equal(c.hot_threshold, 1);
+	assert_int_equal(c.swap_margin_pct, 200);
+
+	assert_int_equal(policy_settings_set(&st, "RateLimitMiB", "64", NULL), 0);
+	assert_int_equal(policy_settings_set(&st, "HotThreshold", "16", NULL), 0);
+	assert_int_equal(policy_settings_set(&st, "MinResidenceSec", "1min", NULL), 0);
+	assert_int_equal(policy_settings_set(&st, "ColdDemoteTicks", "9", NULL), 0);
+	policy_settings_to_config(&st, SEC / 2, &c);
+	assert_int_equal(c.rate_bytes_per_tick, 32 << 20);  /* 64 MiB/s, half a second */
+	assert_int_equal(c.hot_threshold, 16);
+	assert_int_equal(c.min_residence_usec, 60 * SEC);
+	assert_int_equal(c.cold_demote_ticks, 9);
+
+	before = st;
+	assert_int_equal(policy_settings_set(&st, "TickSec", "1s", NULL), -ENOENT);
+	assert_int_equal(policy_settings_set(&st, "HotThreshold", "0", &why), -EINVAL);
+	assert_non_null(why);
+	assert_int_equal(policy_settings_set(&st, "HysteresisTicks", "-1", NULL), -EINVAL);
+	assert_int_equal(policy_settings_set(&st, "SwapMarginPercent", "50%", NULL), -EINVAL);
+	assert_int_equal(policy_settings_set(&st, "RateLimitMiB", "1073741825", NULL), -EINVAL);
+	assert_int_equal(policy_settings_set(&st, "MinResidenceSec", "soon", NULL), -EINVAL);
+	assert_memory_equal(&st, &before, sizeof(st));
+
+	/* Empty resets to the default; "infinity" is no limit. */
+	assert_int_equal(policy_settings_set(&st, "HotThreshold", "", NULL), 0);
+	assert_int_equal(st.hot_threshold, 1);
+	assert_int_equal(policy_settings_set(&st, "RateLimitMiB", "infinity", NULL), 0);
+	assert_int_equal(st.rate_mib_per_sec, 0);
+
+	f = open_memstream(&buf, &len);
+	assert_non_null(f);
+	assert_int_equal(policy_settings_dump(&st, f), 0);
+	fclose(f);
+	assert_string_equal(buf, "HotThreshold=1\nHysteresisTicks=1\nMinResidenceSec=1min\n"
+			    "SwapMarginPercent=200\nColdDemoteTicks=9\nRateLimitMiB=infinity\n");
+	free(buf);
+}
+
 static void test_strings(void **state)
 {
 	assert_string_equal(policy_reason_to_string(POLICY_REASON_EVICT), "evict");
@@ -360,6 +411,7 @@ int main(void)
 		cmocka_unit_test(test_rules),
 		cmocka_unit_test(test_pure),
 		cmocka_unit_test(test_invalid),
+		cmocka_unit_test(test_settings),
 		cmocka_unit_test(test_strings),
 	};
 

@@ -292,16 +292,16 @@ static void test_rate_limit(void **state)
 	assert_int_equal(trace_generate(&p, &t), 0);
 	sim_config_init(&c);
 	c.device_size = 64 * p.region_size;
-	c.rate_mib_per_sec = 1;         /* 4 regions per 1 s tick */
+	c.policy.rate_mib_per_sec = 1;         /* 4 regions per 1 s tick */
 	for (int k = 0; k < _SIM_POLICY_MAX; k++) {
 		assert_int_equal(sim_run(t, &c, k, &r), 0);
 		if (k == SIM_POLICY_ORACLE)
 			continue;
 		assert_true(r.bytes_moved <= r.ticks * (UINT64_C(1) << 20));
 	}
-	c.rate_mib_per_sec = 0;
+	c.policy.rate_mib_per_sec = 0;
 	assert_int_equal(sim_run(t, &c, SIM_POLICY_OURS, &u), 0);
-	c.rate_mib_per_sec = 1;
+	c.policy.rate_mib_per_sec = 1;
 	assert_int_equal(sim_run(t, &c, SIM_POLICY_OURS, &r), 0);
 	assert_true(u.bytes_moved > 40 * (UINT64_C(1) << 20));
 	assert_true(r.hits < u.hits);
@@ -472,23 +472,30 @@ static void test_generator_params(void **state)
 static void test_config(void **state)
 {
 	static const char good[] =
-		"[Daemon]\nTickSec=99\nUnknown=ignored in other sections\n"
-		"[Policy]\n# comment\n TickSec = 500ms \nRateLimitMiB=64\nHotThreshold=3\n"
+		"[Daemon]\nTickSec=99\nUnknown=ignored: coherentd judges its own keys\n"
+		"[Device gpu0]\nNode=1\n"
+		"[Policy]\n# comment\n HotThreshold = 3 \nRateLimitMiB=64\n"
 		"HysteresisTicks=2\nMinResidenceSec=2s\nSwapMarginPercent=50\n"
-		"ColdDemoteTicks=4\nPingPongWindowTicks=8\nDeviceSize=1G\n";
+		"ColdDemoteTicks=4\n"
+		"[Simulate]\nTickSec=500ms\nPingPongWindowTicks=8\nDeviceSize=1G\n";
 	static const struct {
 		const char *text;
 		unsigned line;
 	} bad[] = {
-		{ "[Policy]\nTickSec=0\n", 2 },
-		{ "[Policy]\nTickSec=fast\n", 2 },
+		{ "[Simulate]\nTickSec=0\n", 2 },
+		{ "[Daemon]\nTickSec=fast\n", 2 },
+		{ "[Policy]\nTickSec=1s\n", 2 },             /* the tick is not a [Policy] key */
+		{ "[Policy]\nHysteresisTicks=1001\n", 2 },
+		{ "[Policy]\nSwapMarginPercent=10001\n", 2 },
+		{ "[Policy]\nRateLimitMiB=1073741825\n", 2 },
+		{ "[Simulate]\nHotThreshold=3\n", 2 },
 		{ "[Policy]\nHotThreshold=0\n", 2 },
 		{ "[Policy]\nRateLimitMiB=-1\n", 2 },
 		{ "[Policy]\nBogus=1\n", 2 },
 		{ "[Policy]\nno equals sign\n", 2 },
 		{ "[Policy\n", 1 },
-		{ "[Policy]\n\nDeviceSize=0\n", 3 },
-		{ "[Policy]\nPingPongWindowTicks=0\n", 2 },
+		{ "[Simulate]\n\nDeviceSize=0\n", 3 },
+		{ "[Simulate]\nPingPongWindowTicks=0\n", 2 },
 		{ "[Daemon]\nLogLevel=debug\nTickSec=never\n", 3 },
 	};
 	SimConfig c, before;
@@ -497,11 +504,11 @@ static void test_config(void **state)
 	sim_config_init(&c);
 	assert_int_equal(sim_config_parse(good, strlen(good), &c, &line), 0);
 	assert_int_equal(line, 0);
-	assert_int_equal(c.policy.tick_usec, 500000);
-	assert_int_equal(c.rate_mib_per_sec, 64);
+	assert_int_equal(c.tick_usec, 500000);
 	assert_int_equal(c.policy.hot_threshold, 3);
 	assert_int_equal(c.policy.hysteresis_ticks, 2);
 	assert_int_equal(c.policy.min_residence_usec, 2000000);
+	assert_int_equal(c.policy.rate_mib_per_sec, 64);
 	assert_int_equal(c.policy.swap_margin_pct, 50);
 	assert_int_equal(c.policy.cold_demote_ticks, 4);
 	assert_int_equal(c.pingpong_window, 8);
@@ -512,7 +519,7 @@ static void test_config(void **state)
 	assert_int_equal(sim_config_parse("[Daemon]\nLogLevel=debug\nTickSec=2s\n[Device gpu0]\nNode=3\n",
 					  strlen("[Daemon]\nLogLevel=debug\nTickSec=2s\n[Device gpu0]\nNode=3\n"),
 					  &c, &line), 0);
-	assert_int_equal(c.policy.tick_usec, 2000000);
+	assert_int_equal(c.tick_usec, 2000000);
 
 	for (size_t k = 0; k < ELEMENTSOF(bad); k++) {
 		sim_config_init(&c);
