@@ -197,8 +197,9 @@ int verb_simulate(int argc, char **argv)
 		r = sim_run(t, &cfg, p, &res[p]);
 		if (r < 0) {
 			log_error("Simulation of %s failed: %s", sim_policy_to_string(p),
-				  r == -E2BIG ? "the oracle's knapsack is too large for these region "
-				  "lengths and this device size" : strerror(-r));
+				  r == -E2BIG ? "too large: more than 2^34 region-ticks, or an oracle "
+				  "knapsack of more than 2^27 cells for these region lengths and this "
+				  "device size" : strerror(-r));
 			trace_free(t);
 			return 1;
 		}

@@ -482,6 +482,10 @@ int sim_run(const Trace *t, const SimConfig *c, SimPolicy p, SimResult *ret)
 	if (!t || !c || !ret || (unsigned) p >= _SIM_POLICY_MAX || c->tick_usec == 0 ||
 	    c->pingpong_window == 0)
 		return -EINVAL;
+	/* Every tick costs O(regions), listed or not: refuse what would run for hours. */
+	if (t->n_ticks > 0 &&
+	    (u128) (t->ticks[t->n_ticks - 1].tick - t->ticks[0].tick + 1) * (n + 1) > SIM_WORK_MAX)
+		return -E2BIG;
 	s.c = c;
 	policy_settings_to_config(&c->policy, c->tick_usec, &s.pc);
 	s.capacity = c->device_size ? c->device_size : footprint(t) / 4;

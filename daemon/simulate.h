@@ -78,11 +78,13 @@ void sim_config_init(SimConfig *c);
 int sim_config_parse(const char *buf, size_t len, SimConfig *c, unsigned *ret_line);
 
 /*
- * -EINVAL: bad config (tick 0); -E2BIG: the oracle's knapsack would exceed
+ * -EINVAL: bad config (tick 0); -E2BIG: (last tick - first tick + 1) x
+ * (regions + 1) exceeds SIM_WORK_MAX, or the oracle's knapsack would exceed
  * SIM_ORACLE_CELLS_MAX cells in one tick (regions of very different lengths);
  * -ENOMEM.
  */
 #define SIM_ORACLE_CELLS_MAX (UINT64_C(1) << 27)
+#define SIM_WORK_MAX (UINT64_C(1) << 34)
 int sim_run(const Trace *t, const SimConfig *c, SimPolicy p, SimResult *ret);
 
 const char *sim_policy_to_string(SimPolicy p);

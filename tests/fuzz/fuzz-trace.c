@@ -7,7 +7,8 @@
  * naming declared regions with counts in range and no region twice in a tick;
  * written back it parses to the same trace. Small accepted traces are then
  * simulated with every policy: hits never exceed accesses, the oracle's hit
- * ratio is at least every other policy's.
+ * ratio is at least every other policy's. The same bytes go through the
+ * simulate --config parser.
  */
 
 #include <errno.h>
@@ -50,6 +51,26 @@ static void check_simulate(const Trace *t)
 		CHECK(r[p].hits <= r[SIM_POLICY_ORACLE].hits);
 }
 
+/* The same bytes as a simulate --config file: accepted, or rejected naming a line, unchanged. */
+static void fuzz_config(const uint8_t *data, size_t size, unsigned lines)
+{
+	SimConfig c, before;
+	unsigned line = 12345;
+	int r;
+
+	sim_config_init(&c);
+	before = c;
+	r = sim_config_parse((const char *) data, size, &c, &line);
+	CHECK(r == 0 || r == -EBADMSG);
+	if (r < 0) {
+		CHECK(line >= 1 && line <= lines);
+		CHECK(memcmp(&c, &before, sizeof(c)) == 0);
+		return;
+	}
+	CHECK(line == 0);
+	CHECK(c.tick_usec > 0 && c.pingpong_window > 0 && c.policy.hot_threshold > 0);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	Trace *t = (Trace *) 0x1, *t2 = NULL;
@@ -63,6 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	for (size_t k = 0; k < size; k++)
 		lines += data[k] == '\n';
+	fuzz_config(data, size, lines);
 	r = trace_parse((const char *) data, size, &t, &line);
 	CHECK(r == 0 || r == -EBADMSG || r == -ENOMEM);
 	if (r < 0) {

@@ -337,6 +337,26 @@ static void test_oracle_bound(void **state)
 	}
 }
 
+/* A trace whose replay would take hours is refused up front. */
+static void test_too_large(void **state)
+{
+	Trace *t = trace_new();
+	SimResult r = { .hits = 77 };
+	SimConfig c;
+
+	assert_non_null(t);
+	for (uint32_t i = 0; i < 2000; i++)
+		assert_int_equal(trace_add_region(t, (uint64_t) i * PG, PG), 0);
+	assert_int_equal(trace_add_tick(t, 0), 0);
+	assert_int_equal(trace_add_access(t, 0, 1), 0);
+	assert_int_equal(trace_add_tick(t, TRACE_TICK_MAX), 0);
+	sim_config_init(&c);
+	for (int k = 0; k < _SIM_POLICY_MAX; k++)
+		assert_int_equal(sim_run(t, &c, k, &r), -E2BIG);
+	assert_int_equal(r.hits, 77);
+	trace_free(t);
+}
+
 static char *written(const Trace *t, size_t *ret_len)
 {
 	char *buf = NULL;
@@ -544,6 +564,7 @@ int main(void)
 		cmocka_unit_test(test_pingpong),
 		cmocka_unit_test(test_rate_limit),
 		cmocka_unit_test(test_oracle_bound),
+		cmocka_unit_test(test_too_large),
 		cmocka_unit_test(test_generators),
 		cmocka_unit_test(test_generator_params),
 		cmocka_unit_test(test_config),
