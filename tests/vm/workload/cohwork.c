@@ -16,6 +16,12 @@
  * extra verification pass at once (useful with --idle, where no thread runs;
  * the status file is rewritten when it is done).
  *
+ * The buffer starts on a 2 MiB boundary and is a mapping (VMA) of its own:
+ * PROT_NONE guard mappings without pages (at least one page each) sit right
+ * below and above it, so /proc/PID/maps and numa_maps always show a mapping
+ * that starts and ends exactly at the buffer. A whole-process migration sees
+ * the guards as mappings with no page present.
+ *
  * The buffer range goes to stdout and, with --range-file, to a file as
  * "0xSTART-0xEND" (END exclusive, both page aligned) followed by the pid on a
  * second line; the file appears (atomically) only once every page is filled.
@@ -363,18 +369,27 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
-	/* Over-map by 2 MiB so that the buffer can start on a huge-page boundary. */
-	map_size = size + HPAGE_SIZE;
+	/*
+	 * Over-map by 2 MiB + 2 pages so that the buffer can start on a
+	 * huge-page boundary with at least one page to spare on either side, and
+	 * keep that slack as PROT_NONE guard mappings instead of unmapping it:
+	 * the buffer is then always a VMA of its own. Without the guards it may
+	 * sit right against another anonymous mapping with the same flags and
+	 * merge with it (since Linux 6.7 thread stacks are VM_NOHUGEPAGE, like
+	 * the buffer with --thp off), and no mapping would start at the buffer.
+	 */
+	map_size = size + HPAGE_SIZE + 2 * PAGE_SIZE_BYTES;
 	map = mmap(NULL, map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (map == MAP_FAILED) {
 		fprintf(stderr, "cohwork: mmap %zu bytes: %m\n", map_size);
 		return EXIT_SYSTEM;
 	}
-	buf = (char *)(((uintptr_t)map + HPAGE_SIZE - 1) & ~(HPAGE_SIZE - 1));
-	if (buf > map)
-		munmap(map, buf - map);
-	if (buf + size < map + map_size)
-		munmap(buf + size, map + map_size - (buf + size));
+	buf = (char *)(((uintptr_t)map + PAGE_SIZE_BYTES + HPAGE_SIZE - 1) & ~(HPAGE_SIZE - 1));
+	if (mprotect(map, buf - map, PROT_NONE) < 0 ||
+	    mprotect(buf + size, map + map_size - (buf + size), PROT_NONE) < 0) {
+		fprintf(stderr, "cohwork: mprotect(PROT_NONE) of the guard pages: %m\n");
+		return EXIT_SYSTEM;
+	}
 	if (madvise(buf, size, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE) < 0) {
 		fprintf(stderr, "cohwork: madvise(%s): %m\n", thp ? "MADV_HUGEPAGE" : "MADV_NOHUGEPAGE");
 		return EXIT_SYSTEM;
