@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -146,16 +147,51 @@ static int pidfd_open_compat(pid_t pid)
 	return fd < 0 ? -errno : fd;
 }
 
-int auth_pidfd_alive(int pidfd)
+/* 0 while pidfd's process is not reaped (alive or a zombie), -ESRCH once it is. */
+static int pidfd_not_reaped(int pidfd)
 {
 	/*
 	 * Signal 0 checks permission as kill(2) does: without CAP_KILL (the
 	 * service's bounding set has none) another user's live process answers
-	 * EPERM. Only ESRCH means gone.
+	 * EPERM. Only ESRCH means gone. A zombie still takes signals.
 	 */
 	if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0 && errno != EPERM)
 		return errno == ESRCH ? -ESRCH : -errno;
 	return 0;
+}
+
+int auth_pidfd_exited(int pidfd, int timeout_ms)
+{
+	struct pollfd p = { .fd = pidfd, .events = POLLIN };
+	int r;
+
+	/*
+	 * A pidfd polls readable once its process has exited: the whole thread
+	 * group, at the moment the leader becomes a zombie (Linux 5.3+), before
+	 * the parent reaps it.
+	 */
+	if (pidfd < 0)
+		return -EBADF;
+	do
+		r = poll(&p, 1, timeout_ms);
+	while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (p.revents & POLLNVAL)
+		return -EBADF;
+	return (p.revents & (POLLIN | POLLHUP)) ? 1 : 0;
+}
+
+int auth_pidfd_alive(int pidfd)
+{
+	int r;
+
+	r = auth_pidfd_exited(pidfd, 0);
+	if (r < 0)
+		return r;
+	if (r > 0)
+		return -ESRCH;
+	return pidfd_not_reaped(pidfd);
 }
 
 int auth_check_process(const char *proc, pid_t pid, uid_t peer_uid, int *ret_pidfd,
@@ -198,10 +234,19 @@ int auth_check_process(const char *proc, pid_t pid, uid_t peer_uid, int *ret_pid
 	if (st.tgid != pid)
 		return -EINVAL;
 
-	/* The pidfd was opened first: if it still refers to a process, that is the one read. */
-	r = auth_pidfd_alive(pidfd);
+	/*
+	 * The pidfd was opened first: if its process is not reaped yet, the pid
+	 * was not reused and that is the one read (a zombie included).
+	 */
+	r = pidfd_not_reaped(pidfd);
 	if (r < 0)
 		return r;
+	/* Exited after the read, or while its threads still die: a zombie all the same. */
+	r = auth_pidfd_exited(pidfd, 0);
+	if (r < 0)
+		return r;
+	if (r > 0)
+		st.state = 'Z';
 
 	if (ret_status)
 		*ret_status = st;

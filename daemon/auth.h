@@ -59,5 +59,16 @@ AuthVerdict auth_decide(uid_t peer_uid, const AuthProcStatus *st);
 int auth_check_process(const char *proc, pid_t pid, uid_t peer_uid, int *ret_pidfd,
 		       AuthProcStatus *ret_status);
 
-/* 0 when pidfd still refers to a live (or zombie) process, -ESRCH when it is gone. */
+/*
+ * 0 while pidfd's process runs; -ESRCH once it has exited, a zombie its
+ * parent has not reaped yet included (the pidfd polls readable); -EBADF
+ * when pidfd is negative or closed.
+ */
 int auth_pidfd_alive(int pidfd);
+
+/*
+ * 1 when pidfd's process has exited (a zombie included), 0 while it runs:
+ * after waiting up to timeout_ms for the exit (0: not at all, -1: without
+ * limit). -EBADF when pidfd is negative or closed.
+ */
+int auth_pidfd_exited(int pidfd, int timeout_ms);

@@ -42,6 +42,7 @@
  */
 
 #include <errno.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <numa.h>
 #include <numaif.h>
@@ -772,6 +773,57 @@ static void entry_pages(const MoveJob *j, const BackendNumaMapsEntry *e, uint64_
 }
 
 /*
+ * The process exited after migrate_pages(2) ran (calls succeeded) and
+ * before its pages could be counted again: the after-read of numa_maps
+ * failed or found no address space. Counted then is only what the before
+ * snapshot and the kernel vouch for:
+ *   already      pages of anonymous mappings on the destination before;
+ *   unmovable    the [vdso]-like mappings, which never move;
+ *   failed       what migrate_pages(2) returned as not moved (a lower
+ *                bound in base pages: it counts a huge page once).
+ * File and shared mappings are not counted (which of their pages moved is
+ * unknown).
+ * migrated stays 0: migrate_pages(2) counts only the pages it tried and
+ * could not move, and silently skips others (pages other processes map,
+ * pages it cannot isolate), so "present elsewhere before minus failed" is
+ * an upper bound on what moved, not a count. The bound goes into the last
+ * message. Everything else of the process is not counted
+ * (BACKEND_MOVE_EXITED: exact but partial).
+ */
+static int exited_after_migrate(Backend *b, MoveJob *j, const BackendMapping *maps, size_t n,
+				const BackendNumaMapsEntry *before, size_t n_before,
+				uint64_t not_moved)
+{
+	uint64_t elsewhere = 0;
+
+	j->counts = (MoveCounts) {};
+	for (size_t i = 0; i < n; i++) {
+		const BackendNumaMapsEntry *eb = numa_maps_find(before, n_before, maps[i].start);
+		uint64_t pages = (maps[i].end - maps[i].start) / b->page_size;
+		uint64_t pres_b = 0, on_b = 0;
+
+		if (maps[i].kind == BACKEND_MAP_SPECIAL) {
+			j->counts.unmovable += pages;
+			continue;
+		}
+		if (!eb)
+			continue;
+		entry_pages(j, eb, b->page_size, &pres_b, &on_b);
+		pres_b = MIN(pres_b, pages);
+		on_b = MIN(on_b, pres_b);
+		elsewhere += pres_b - on_b;
+		/* File and shared mappings: which of their pages moved is unknown. */
+		if (maps[i].kind == BACKEND_MAP_ANON)
+			j->counts.already += on_b;
+	}
+	j->counts.failed = MIN(not_moved, elsewhere);
+	backend_set_last_message("process exited during migrate_pages(2): up to %" PRIu64
+				 " pages moved, not counted",
+				 elsewhere - j->counts.failed);
+	return BACKEND_MOVE_EXITED;
+}
+
+/*
  * length 0: migrate_pages(2) from every other node, which is what numactl's
  * migratepages does and walks the page tables instead of looking up every
  * page. Counting comes from /proc/PID/numa_maps read before and after
@@ -793,6 +845,9 @@ static int move_whole(Backend *b, MoveJob *j, const BackendMapping *maps, size_t
 	uint64_t per_node[DEVICES_NODES_MAX] = {};
 	MoveCtx ctx = { .job = j, .page_size = b->page_size };
 	unsigned long maxnode = DEVICES_NODES_MAX;
+	uint64_t not_moved = 0;
+	bool called = false;
+	long left;
 	int r;
 
 	r = read_numa_maps(b->root, j->pid, &before, &n_before);
@@ -810,10 +865,17 @@ static int move_whole(Backend *b, MoveJob *j, const BackendMapping *maps, size_t
 				continue;
 			mask_set(&from, s);
 			mask_set(&to, j->nodes->nearest_cpu[s]);
-			if (migrate_pages_call(j->pid, maxnode, from.bits, to.bits) < 0) {
+			left = migrate_pages_call(j->pid, maxnode, from.bits, to.bits);
+			if (left < 0) {
 				r = call_error(errno);
+				/* An earlier call may have moved pages: never -ESRCH then. */
+				if (r == -ESRCH && called)
+					r = exited_after_migrate(b, j, maps, n, before, n_before,
+								 not_moved);
 				goto out;
 			}
+			called = true;
+			not_moved += (uint64_t) left;
 		}
 	} else {
 		NodeMask from = {}, to = {};
@@ -825,13 +887,27 @@ static int move_whole(Backend *b, MoveJob *j, const BackendMapping *maps, size_t
 				any = true;
 			}
 		mask_set(&to, j->target);
-		if (any && migrate_pages_call(j->pid, maxnode, from.bits, to.bits) < 0) {
-			r = call_error(errno);
-			goto out;
+		if (any) {
+			left = migrate_pages_call(j->pid, maxnode, from.bits, to.bits);
+			if (left < 0) {
+				r = call_error(errno);
+				goto out;
+			}
+			called = true;
+			not_moved += (uint64_t) left;
 		}
 	}
 
+	/*
+	 * Gone since: /proc/PID vanished (reaped), or numa_maps is empty (a
+	 * zombie, or a process in its exit that dropped its address space; a
+	 * process that had mappings before cannot have none otherwise).
+	 */
 	r = read_numa_maps(b->root, j->pid, &after, &n_after);
+	if (called && (r == -ESRCH || (r >= 0 && n_after == 0 && n_before > 0))) {
+		r = exited_after_migrate(b, j, maps, n, before, n_before, not_moved);
+		goto out;
+	}
 	if (r < 0)
 		goto out;
 
@@ -865,6 +941,12 @@ static int move_whole(Backend *b, MoveJob *j, const BackendMapping *maps, size_t
 			r = move_segment(&ctx, m->start, m->end, m->kind);
 			if (r < 0) {
 				move_counts_add(&j->counts, &saved);
+				/*
+				 * The counts so far are exact (from the after-read);
+				 * migrate_pages(2) ran: an exit now is part way.
+				 */
+				if (r == -ESRCH && called)
+					r = BACKEND_MOVE_EXITED;
 				goto out;
 			}
 			/* What migrate_pages(2) moved looks "already there" now. */

@@ -522,6 +522,22 @@ static uint64_t now_usec(void)
 	return (uint64_t) ts.tv_sec * USEC_PER_SEC + (uint64_t) ts.tv_nsec / 1000;
 }
 
+/*
+ * A backend said -ESRCH (no address space any more) for a process that was
+ * alive when the request started: has it exited? A killed process drops its
+ * address space early in its exit and becomes a zombie (its pidfd polls
+ * readable) a moment later, so wait for that, for a bounded time: a process
+ * that still runs after it was not the one that went away.
+ */
+#define EXIT_WAIT_MS 5000
+
+static bool exited_after_esrch(int pidfd)
+{
+	if (pidfd < 0)
+		return false;
+	return auth_pidfd_exited(pidfd, EXIT_WAIT_MS) != 0;
+}
+
 int migrate_run(const MigrateRequest *req, MoverJob *job, MigrateResult *result)
 {
 	MoveCounts step_counts[MIGRATE_STEPS_MAX] = {};
@@ -595,7 +611,7 @@ int migrate_run(const MigrateRequest *req, MoverJob *job, MigrateResult *result)
 		 * migrate_pages(2) call of a whole process is one step for it).
 		 */
 		if (r == BACKEND_MOVE_EXITED ||
-		    (r == -ESRCH && (i > 0 || (req->pidfd >= 0 && auth_pidfd_alive(req->pidfd) < 0)))) {
+		    (r == -ESRCH && (i > 0 || exited_after_esrch(req->pidfd)))) {
 			result->target_exited = true;
 			done_steps = i + 1;
 			r = 0;

@@ -297,6 +297,47 @@ static void test_pidfd_alive(void **state)
 }
 
 /*
+ * A zombie (exited, not reaped by its parent) takes signal 0, but has exited:
+ * its pidfd polls readable. Not alive; auth_check_process() calls it a zombie.
+ */
+static void test_pidfd_zombie(void **state)
+{
+	siginfo_t si = {};
+	AuthProcStatus st;
+	pid_t child;
+	int fd, fd2 = -EBADF;
+
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		pause();
+		_exit(0);
+	}
+	fd = (int) syscall(SYS_pidfd_open, child, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(auth_pidfd_exited(fd, 0), 0);
+	assert_int_equal(auth_pidfd_alive(fd), 0);
+
+	assert_int_equal(kill(child, SIGKILL), 0);
+	/* Until it is a zombie; WNOWAIT leaves it one. */
+	assert_int_equal(waitid(P_PID, (id_t) child, &si, WEXITED | WNOWAIT), 0);
+	assert_int_equal(kill(child, 0), 0);     /* signal 0 alone would call it alive */
+	assert_int_equal(auth_pidfd_exited(fd, 0), 1);
+	assert_int_equal(auth_pidfd_exited(fd, -1), 1);
+	assert_int_equal(auth_pidfd_alive(fd), -ESRCH);
+	assert_int_equal(auth_check_process("/proc", child, getuid(), &fd2, &st), -EOWNERDEAD);
+	assert_int_equal(fd2, -EBADF);
+	assert_true(st.state == 'Z' || st.state == 'X');
+
+	assert_int_equal(waitpid(child, NULL, 0), child);
+	assert_int_equal(auth_pidfd_exited(fd, 0), 1);
+	assert_int_equal(auth_pidfd_alive(fd), -ESRCH);
+	close(fd);
+	/* Not a pidfd: an error, not "alive". */
+	assert_true(auth_pidfd_exited(-1, 0) < 0);
+}
+
+/*
  * As in the service: root without CAP_KILL. Signal 0 to another user's live
  * process is EPERM then, and the process must still count as alive.
  */
@@ -374,6 +415,7 @@ int main(void)
 		cmocka_unit_test(test_check_process),
 		cmocka_unit_test(test_thread_id),
 		cmocka_unit_test(test_pidfd_alive),
+		cmocka_unit_test(test_pidfd_zombie),
 		cmocka_unit_test(test_alive_without_cap_kill),
 	};
 

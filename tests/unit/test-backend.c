@@ -644,6 +644,11 @@ static int kabort_after = -1;    /* the move call stops after this many pages, r
 static bool kthp_tail_busy;      /* every odd page reports -EBUSY but is moved */
 static int kenomem_after = -1;   /* target full after this many more pages moved */
 static bool kgone;
+/* migrate_pages(2) script: its return (pages not moved); exit after the n-th call. */
+static long kmigrate_ret;
+static int kzombie_after = -1;   /* after this call: a zombie (empty numa_maps) */
+static int kgone_on = -1;        /* this call finds the process gone (ESRCH) */
+static bool kreaped;             /* kzombie_after: /proc/777/numa_maps vanishes instead */
 
 static long kmove_pages(int pid, unsigned long count, void **pages, const int *nodes, int *status,
 			int flags)
@@ -728,6 +733,11 @@ static long kmigrate_pages(int pid, unsigned long maxnode, const unsigned long *
 		return -1;
 	}
 	kcalls_migrate++;
+	if ((int) kcalls_migrate == kgone_on) {
+		kgone = true;
+		errno = ESRCH;
+		return -1;
+	}
 	for (int n = 0; n < 64 && dest < 0; n++)
 		if (to[0] & (1UL << n))
 			dest = n;
@@ -738,7 +748,18 @@ static long kmigrate_pages(int pid, unsigned long maxnode, const unsigned long *
 	if (from[0] & (1UL << kfile_node))
 		kfile_node = dest;
 	write_numa_maps();
-	return 0;
+	if ((int) kcalls_migrate == kzombie_after) {
+		/* Killed: no address space, numa_maps reads empty, move_pages(2) fails. */
+		char path[600];
+
+		kgone = true;
+		snprintf(path, sizeof(path), "%s/proc/777/numa_maps", kroot);
+		if (kreaped)
+			assert_int_equal(unlink(path), 0);
+		else
+			write_file(kroot, "proc/777/numa_maps", "");
+	}
+	return kmigrate_ret;
 }
 
 static char *numa_root(void)
@@ -776,6 +797,9 @@ static void kreset(int node)
 	kcalls_query = kcalls_move = kcalls_migrate = 0;
 	kabort_after = kenomem_after = -1;
 	kthp_tail_busy = kgone = false;
+	kmigrate_ret = 0;
+	kzombie_after = kgone_on = -1;
+	kreaped = false;
 	kfile_node = 0;
 	write_numa_maps();
 }
@@ -883,6 +907,60 @@ static void test_numa_scripted(void **state)
 	assert_int_equal(c.shared, 1);
 	assert_int_equal(c.file, 5);
 	assert_int_equal(move_counts_total(&c), NK + 8);
+
+	/*
+	 * Killed during the move: migrate_pages(2) ran (and says 2 pages did not
+	 * move), then numa_maps is empty (a zombie). Exited part way, with what
+	 * the before snapshot and the kernel vouch for: the page already on node
+	 * 1, the 2 failed ones; nothing claimed as migrated, the file mapping not
+	 * counted. Not -ESRCH with zero counts.
+	 */
+	kreset(0);
+	knode[5] = -1;
+	knode[9] = 1;
+	write_numa_maps();
+	kmigrate_ret = 2;
+	kzombie_after = 1;
+	assert_int_equal(backend_numa_ops.move(b, KPID, 0, 0, &to1, NULL, NULL, &c),
+			 BACKEND_MOVE_EXITED);
+	assert_int_equal(kcalls_migrate, 1);
+	assert_int_equal(c.migrated, 0);
+	assert_int_equal(c.already, 1);
+	assert_int_equal(c.failed, 2);
+	assert_int_equal(move_counts_total(&c), 3);
+	assert_non_null(backend_last_message());
+	assert_non_null(strstr(backend_last_message(), "up to"));
+
+	/* Reaped meanwhile: /proc/777 has no numa_maps any more. Same. */
+	kreset(0);
+	knode[9] = 1;
+	write_numa_maps();
+	kzombie_after = 1;
+	kreaped = true;
+	assert_int_equal(backend_numa_ops.move(b, KPID, 0, 0, &to1, NULL, NULL, &c),
+			 BACKEND_MOVE_EXITED);
+	assert_int_equal(c.migrated, 0);
+	assert_int_equal(c.already, 1);
+	assert_int_equal(c.failed, 0);
+	assert_int_equal(move_counts_total(&c), 1);
+
+	/* Whole process to system, killed between the two calls: exited, not -ESRCH. */
+	kreset(1);
+	knode[0] = 3;
+	knode[1] = 0;
+	write_numa_maps();
+	kgone_on = 2;
+	assert_int_equal(backend_numa_ops.move(b, KPID, 0, 0, &sys, NULL, NULL, &c),
+			 BACKEND_MOVE_EXITED);
+	assert_int_equal(c.migrated, 0);
+	assert_int_equal(c.already, 1);
+	assert_int_equal(move_counts_total(&c), 1);
+	/* Gone at the first call: nothing was done, -ESRCH. */
+	kreset(1);
+	knode[0] = 3;
+	write_numa_maps();
+	kgone_on = 1;
+	assert_int_equal(backend_numa_ops.move(b, KPID, 0, 0, &sys, NULL, NULL, &c), -ESRCH);
 
 	/* Whole process to system: node 1 → 0 and node 3 → 2, one call per source node. */
 	kreset(1);

@@ -325,6 +325,58 @@ static void test_migrate_exit_uncounted(void **state)
 	backend_ref_unref(b);
 }
 
+/*
+ * Killed during the move and not reaped yet: a zombie takes signal 0 but has
+ * exited, so the request still ends as an exit part way.
+ */
+static int move_then_zombie(Backend *b, pid_t pid, uint64_t start, uint64_t length,
+			    const BackendTarget *target, BackendProgressFn progress, void *userdata,
+			    MoveCounts *ret)
+{
+	siginfo_t si = {};
+
+	kill(victim, SIGKILL);
+	/* Until it is a zombie; WNOWAIT leaves it one. */
+	assert_int_equal(waitid(P_PID, (id_t) victim, &si, WEXITED | WNOWAIT), 0);
+	*ret = (MoveCounts) {};
+	return -ESRCH;
+}
+
+static void test_migrate_exit_zombie(void **state)
+{
+	BackendOps ops = backend_fake_ops;
+	MigrateRequest req;
+	MigrateResult res;
+	BackendRef *b;
+	int pidfd;
+
+	ops.move = move_then_zombie;
+	assert_int_equal(backend_ref_open(&ops, NULL, &b), 0);
+
+	victim = fork();
+	assert_true(victim >= 0);
+	if (victim == 0) {
+		pause();
+		_exit(0);
+	}
+	pidfd = (int) syscall(SYS_pidfd_open, victim, 0);
+	assert_true(pidfd >= 0);
+
+	request_init(&req, b, P_MAIN, 0, 0, false);
+	req.pidfd = pidfd;
+	assert_int_equal(migrate_run(&req, NULL, &res), 0);
+	assert_true(res.target_exited);
+	assert_int_equal(move_counts_total(&res.counts), 0);
+	migrate_result_done(&res);
+
+	/* Still a zombie: a new request finds no such process. */
+	assert_int_equal(migrate_run(&req, NULL, &res), -ESRCH);
+	migrate_result_done(&res);
+	migrate_request_done(&req);
+	assert_int_equal(waitpid(victim, NULL, 0), victim);
+	backend_ref_unref(b);
+}
+
 /* Residency before and after, when asked for: the numbers bytes_out is made of. */
 static void test_migrate_snapshot(void **state)
 {
@@ -615,6 +667,8 @@ int main(void)
 		cmocka_unit_test(test_merge_system_counts),
 		cmocka_unit_test_setup_teardown(test_migrate_run, setup_migrate, teardown_migrate),
 		cmocka_unit_test_setup_teardown(test_migrate_exit_uncounted, setup_migrate,
+						teardown_migrate),
+		cmocka_unit_test_setup_teardown(test_migrate_exit_zombie, setup_migrate,
 						teardown_migrate),
 		cmocka_unit_test_setup_teardown(test_migrate_snapshot, setup_migrate,
 						teardown_migrate),
