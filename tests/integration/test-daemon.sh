@@ -51,19 +51,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-# ok DESCRIPTION STATUS [DETAIL-FILE]
-ok() {
-	n=$((n + 1))
-	if [ "$2" -eq 0 ]; then
-		echo "ok $n - $1"
-	else
-		echo "not ok $n - $1"
-		failures=$((failures + 1))
-		if [ -n "${3:-}" ] && [ -s "$3" ]; then
-			sed 's/^/# /' "$3"
-		fi
-	fi
-}
+. "$top_srcdir/tests/integration/lib.sh"
 
 # check DESCRIPTION COMMAND...: passes when COMMAND exits 0; shows its output if not.
 # COMMAND's output replaces $tmp/out, so COMMAND must not read $tmp/out.
@@ -72,28 +60,6 @@ check() {
 	shift
 	"$@" >"$tmp/out" 2>&1
 	ok "$desc" $? "$tmp/out"
-}
-
-# expect_rc DESCRIPTION RC COMMAND...: COMMAND must exit with RC; output kept in $tmp/out, $tmp/err.
-expect_rc() {
-	desc=$1
-	want=$2
-	shift 2
-	"$@" >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-	if [ "$rc" -ne "$want" ]; then
-		{ echo "exit status $rc, want $want"; cat "$tmp/out" "$tmp/err"; } >"$tmp/detail"
-		ok "$desc" 1 "$tmp/detail"
-		return 1
-	fi
-	ok "$desc" 0
-}
-
-# json_ok DESCRIPTION EXPR: EXPR (Python, the JSON bound to j) holds for the JSON in $tmp/out.
-json_ok() {
-	cp "$tmp/out" "$tmp/json"
-	$RAW assert "$2" <"$tmp/json" >"$tmp/detail" 2>&1
-	ok "$1" $? "$tmp/detail"
 }
 
 # same DESCRIPTION GOT WANT
@@ -110,10 +76,6 @@ same() {
 bytes() {
 	awk -v f="$3:" '$3 == f { printf "%.0f\n", $4 * 1024 }' \
 		"$FIXTURES/$1/sys/devices/system/node/node$2/meminfo"
-}
-
-cohctl() {
-	"$COHCTL" --socket "$SOCK" "$@"
 }
 
 # start_daemon FIXTURE CONFIG-TEXT

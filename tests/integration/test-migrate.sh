@@ -52,52 +52,17 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 1' INT TERM
 
-ok() {
-	n=$((n + 1))
-	if [ "$2" -eq 0 ]; then
-		echo "ok $n - $1"
-	else
-		echo "not ok $n - $1"
-		failures=$((failures + 1))
-		if [ -n "${3:-}" ] && [ -s "$3" ]; then
-			sed 's/^/# /' "$3"
-		fi
-	fi
-}
+. "$top_srcdir/tests/integration/lib.sh"
 
 skip() {
 	n=$((n + 1))
 	echo "ok $n - $1 # SKIP $2"
 }
 
-expect_rc() {
-	desc=$1
-	want=$2
-	shift 2
-	"$@" >"$tmp/out" 2>"$tmp/err"
-	rc=$?
-	if [ "$rc" -ne "$want" ]; then
-		{ echo "exit status $rc, want $want"; cat "$tmp/out" "$tmp/err"; } >"$tmp/detail"
-		ok "$desc" 1 "$tmp/detail"
-		return 1
-	fi
-	ok "$desc" 0
-}
-
-json_ok() {
-	cp "$tmp/out" "$tmp/json"
-	$RAW assert "$2" <"$tmp/json" >"$tmp/detail" 2>&1
-	ok "$1" $? "$tmp/detail"
-}
-
 # err_has DESCRIPTION TEXT: cohctl's stderr ($tmp/err) contains TEXT.
 err_has() {
 	grep -qF -- "$2" "$tmp/err"
 	ok "$1" $? "$tmp/err"
-}
-
-cohctl() {
-	"$COHCTL" --socket "$SOCK" "$@"
 }
 
 # A raw Migrate/GetResidency call; prints the reply.

@@ -1,0 +1,44 @@
+# Shared by the host integration tests (sourced, not run). The caller sets
+# $tmp (a scratch directory), $RAW (varlink-raw.py), $COHCTL and $SOCK, and
+# n=0 failures=0 before the first check.
+
+# ok DESCRIPTION STATUS [DETAIL-FILE]: one TAP point; the detail file is shown on failure.
+ok() {
+	n=$((n + 1))
+	if [ "$2" -eq 0 ]; then
+		echo "ok $n - $1"
+	else
+		echo "not ok $n - $1"
+		failures=$((failures + 1))
+		if [ -n "${3:-}" ] && [ -s "$3" ]; then
+			sed 's/^/# /' "$3"
+		fi
+	fi
+}
+
+# expect_rc DESCRIPTION STATUS COMMAND...: passes when COMMAND exits STATUS;
+# its output stays in $tmp/out and $tmp/err for later checks.
+expect_rc() {
+	desc=$1
+	want=$2
+	shift 2
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	if [ "$rc" -ne "$want" ]; then
+		{ echo "exit status $rc, want $want"; cat "$tmp/out" "$tmp/err"; } >"$tmp/detail"
+		ok "$desc" 1 "$tmp/detail"
+		return 1
+	fi
+	ok "$desc" 0
+}
+
+# json_ok DESCRIPTION EXPR: EXPR (Python, the JSON bound to j) holds for the JSON in $tmp/out.
+json_ok() {
+	cp "$tmp/out" "$tmp/json"
+	$RAW assert "$2" <"$tmp/json" >"$tmp/detail" 2>&1
+	ok "$1" $? "$tmp/detail"
+}
+
+cohctl() {
+	"$COHCTL" --socket "$SOCK" "$@"
+}
