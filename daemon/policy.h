@@ -163,3 +163,31 @@ int policy_settings_dump(const PolicySettings *s, FILE *f);
 
 const char *policy_reason_to_string(PolicyReason r);
 const char *policy_kind_to_string(PolicyKind k);
+
+/* ---- policies as users write them (daemon/policy-spec.c) ---- */
+
+#define POLICY_DEVICE_NAME_MAX 63
+#define TARGET_PRIORITY_MIN (-1000)
+#define TARGET_PRIORITY_MAX 1000
+
+/*
+ * A policy as users write it: "system", "bind:DEV" or "hot:DEV", optionally
+ * followed by ",quota=SIZE" and/or ",priority=N" (SIZE as parse_size() in lib/util.h: 1G,
+ * 512M, bytes; N in [TARGET_PRIORITY_MIN, TARGET_PRIORITY_MAX]). Examples:
+ * "hot:gpu0,quota=2G,priority=10", "system". quota and priority are not
+ * allowed with system.
+ */
+typedef struct PolicySpec {
+	PolicyKind kind;
+	char device[POLICY_DEVICE_NAME_MAX + 1]; /* "" for system */
+	uint64_t quota;         /* POLICY_QUOTA_NONE when not given */
+	int priority;           /* 0 when not given */
+} PolicySpec;
+
+/*
+ * Parse s. -EINVAL with *ret_error (static string, may be NULL) saying what
+ * is wrong ("unknown policy kind", "missing device name", "bad quota", ...).
+ */
+int policy_spec_parse(const char *s, PolicySpec *ret, const char **ret_error);
+/* The canonical string ("hot:gpu0,quota=2G,priority=10"); buf of at least 128 bytes. */
+char *policy_spec_format(const PolicySpec *p, char *buf, size_t size);
