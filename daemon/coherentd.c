@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <systemd/sd-daemon.h>
 
 #include "conf.h"
@@ -19,6 +20,7 @@
 static const char *arg_config = NULL;
 static const char *arg_root = "/";
 static const char *arg_socket = COHERENTD_SOCKET_PATH;
+static const char *arg_state_dir = NULL;
 static bool arg_test_config = false;
 
 static void help(void)
@@ -32,8 +34,11 @@ static void help(void)
 	       "  -r --root=DIR        Read sysfs and procfs below DIR (default: /)\n"
 	       "  -s --socket=PATH     Varlink socket when not socket-activated\n"
 	       "                       (default: %s)\n"
+	       "     --state-dir=DIR   Where policies and statistics persist (default:\n"
+	       "                       $STATE_DIRECTORY, else %s)\n"
 	       "     --test-config     Print the effective configuration and exit\n",
-	       program_invocation_short_name, CONF_FILE_DEFAULT, COHERENTD_SOCKET_PATH);
+	       program_invocation_short_name, CONF_FILE_DEFAULT, COHERENTD_SOCKET_PATH,
+	       STATE_DIR_DEFAULT);
 }
 
 /* 1: continue, 0: exit successfully, <0: exit with failure. */
@@ -42,6 +47,7 @@ static int parse_argv(int argc, char *argv[])
 	enum {
 		ARG_VERSION = 0x100,
 		ARG_TEST_CONFIG,
+		ARG_STATE_DIR,
 	};
 	static const struct option options[] = {
 		{ "help",        no_argument,       NULL, 'h' },
@@ -50,6 +56,7 @@ static int parse_argv(int argc, char *argv[])
 		{ "root",        required_argument, NULL, 'r' },
 		{ "socket",      required_argument, NULL, 's' },
 		{ "test-config", no_argument,       NULL, ARG_TEST_CONFIG },
+		{ "state-dir",   required_argument, NULL, ARG_STATE_DIR },
 		{}
 	};
 	int c;
@@ -80,6 +87,11 @@ static int parse_argv(int argc, char *argv[])
 		case ARG_TEST_CONFIG:
 			arg_test_config = true;
 			break;
+		case ARG_STATE_DIR:
+			if (isempty(optarg) || optarg[0] != '/')
+				return log_error_errno(EINVAL, "--state-dir= needs an absolute path.");
+			arg_state_dir = optarg;
+			break;
 		case '?':
 			return -EINVAL;
 		default:
@@ -90,6 +102,30 @@ static int parse_argv(int argc, char *argv[])
 		return log_error_errno(EINVAL, "%s takes no arguments, got \"%s\".",
 				       program_invocation_short_name, argv[optind]);
 	return 1;
+}
+
+/* --state-dir=, else systemd's StateDirectory= (the first of a ':' list), else the default. */
+static int set_state_dir(Manager *m)
+{
+	_cleanup_free_ char *env = NULL;
+	const char *e = getenv("STATE_DIRECTORY");
+	int r;
+
+	if (arg_state_dir)
+		r = manager_set_state_dir(m, arg_state_dir);
+	else if (!isempty(e)) {
+		env = strndup(e, strcspn(e, ":"));
+		if (!env)
+			return log_oom();
+		if (env[0] != '/')
+			return log_error_errno(EINVAL, "$STATE_DIRECTORY=%s is not an absolute path.",
+					       e);
+		r = manager_set_state_dir(m, env);
+	} else
+		return 0;   /* manager_new() set the default */
+	if (r < 0)
+		return log_oom();
+	return 0;
 }
 
 static int run(int argc, char *argv[])
@@ -132,6 +168,9 @@ static int run(int argc, char *argv[])
 	r = manager_set_socket_path(m, arg_socket);
 	if (r < 0)
 		return log_oom();
+	r = set_state_dir(m);
+	if (r < 0)
+		return r;
 
 	n_fds = sd_listen_fds(true);
 	if (n_fds < 0)

@@ -14,6 +14,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "tracker.h"
 #include "util.h"
 
 /* Config files are small; anything larger is a mistake, not a config. */
@@ -72,6 +73,8 @@ Conf *conf_new(void)
 	c->tick_usec = CONF_TICK_USEC_DEFAULT;
 	c->log_level = -1;
 	policy_settings_init(&c->policy);
+	c->tracker = -1;
+	c->max_regions = CONF_MAX_REGIONS_DEFAULT;
 	return c;
 }
 
@@ -388,12 +391,52 @@ static void parse_daemon_key(ParseContext *ctx, const char *key, const char *val
 		ctx_error(ctx, "unknown key %s= in section [Daemon]", key);
 }
 
-/* The keys and their checks are the policy engine's, shared with cohctl simulate. */
+/* The daemon's own [Policy] keys: how regions are tracked. 1 when key is one of them. */
+static int parse_tracker_key(ParseContext *ctx, const char *key, const char *value)
+{
+	Conf *c = ctx->conf;
+
+	if (streq(key, "Tracker")) {
+		int k;
+
+		if (isempty(value)) {
+			c->tracker = -1;
+			return 1;
+		}
+		k = tracker_kind_from_string(value);
+		if (k == -EINVAL)
+			ctx_error(ctx, "invalid Tracker=%s: expected auto, damon, sample or none",
+				  value);
+		else
+			c->tracker = k;
+		return 1;
+	}
+	if (streq(key, "MaxRegions")) {
+		unsigned u;
+
+		if (isempty(value)) {
+			c->max_regions = CONF_MAX_REGIONS_DEFAULT;
+			return 1;
+		}
+		if (safe_atou(value, &u) < 0 || u < CONF_MAX_REGIONS_MIN ||
+		    u > CONF_MAX_REGIONS_MAX)
+			ctx_error(ctx, "invalid MaxRegions=%s: expected a number %u..%u", value,
+				  CONF_MAX_REGIONS_MIN, CONF_MAX_REGIONS_MAX);
+		else
+			c->max_regions = u;
+		return 1;
+	}
+	return 0;
+}
+
+/* The engine's keys and their checks are shared with cohctl simulate. */
 static void parse_policy_key(ParseContext *ctx, const char *key, const char *value)
 {
 	const char *expected = NULL;
 	int r;
 
+	if (parse_tracker_key(ctx, key, value))
+		return;
 	r = policy_settings_set(&ctx->conf->policy, key, value, &expected);
 	if (r == -ENOENT)
 		ctx_error(ctx, "unknown key %s= in section [Policy]", key);
@@ -713,6 +756,8 @@ int conf_dump(const Conf *c, FILE *f)
 	fprintf(f, "LogLevel=%s\n", c->log_level >= 0 ? log_level_to_string(c->log_level) : "info");
 	fprintf(f, "\n[Policy]\n");
 	policy_settings_dump(&c->policy, f);
+	fprintf(f, "Tracker=%s\n", c->tracker < 0 ? "auto" : tracker_kind_to_string(c->tracker));
+	fprintf(f, "MaxRegions=%u\n", c->max_regions);
 
 	if (c->n_devices > 0) {
 		sorted = malloc(c->n_devices * sizeof(*sorted));

@@ -12,6 +12,8 @@
  *   [Policy]              the policy engine's settings, see policy.h
  *   HotThreshold=1
  *   RateLimitMiB=infinity
+ *   Tracker=auto          access tracker: auto, damon, sample, none (tracker.h)
+ *   MaxRegions=1000       tracked regions per process at most
  *
  *   [Device NAME]
  *   Kind=numa             the only kind so far
@@ -36,6 +38,10 @@
 #define CONF_DEVICE_NAME_MAX 63
 /* Highest NUMA node id accepted (the kernel's MAX_NUMNODES is at most 1024). */
 #define CONF_NODE_MAX 1023
+#define CONF_MAX_REGIONS_DEFAULT 1000U
+/* The tracker keeps at least 10 regions per process (TrackerParams.min_regions). */
+#define CONF_MAX_REGIONS_MIN 10U
+#define CONF_MAX_REGIONS_MAX 100000U
 
 typedef enum DeviceKind {
 	DEVICE_KIND_NUMA,
@@ -76,7 +82,9 @@ typedef struct ConfError {
 typedef struct Conf {
 	uint64_t tick_usec;
 	int log_level;       /* -1: not set, keep the default */
-	PolicySettings policy; /* [Policy]; the daemon does not act on it yet */
+	PolicySettings policy; /* [Policy], the engine's keys */
+	int tracker;         /* [Policy] Tracker=: -1 auto, else a TrackerKind */
+	unsigned max_regions; /* [Policy] MaxRegions= */
 
 	ConfDevice *devices;
 	size_t n_devices;

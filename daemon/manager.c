@@ -17,6 +17,7 @@
 #include "backend.h"
 #include "log.h"
 #include "manager.h"
+#include "placement.h"
 #include "util.h"
 
 int manager_new(Manager **ret)
@@ -42,8 +43,13 @@ int manager_new(Manager **ret)
 	m->root = strdup("/");
 	m->config_path = strdup(CONF_FILE_DEFAULT);
 	m->socket_path = strdup(COHERENTD_SOCKET_PATH);
-	if (!m->root || !m->config_path || !m->socket_path)
+	m->state_dir = strdup(STATE_DIR_DEFAULT);
+	if (!m->root || !m->config_path || !m->socket_path || !m->state_dir)
 		return -ENOMEM;
+
+	r = placement_new(m, &m->placement);
+	if (r < 0)
+		return r;
 
 	*ret = TAKE_PTR(m);
 	return 0;
@@ -56,6 +62,8 @@ Manager *manager_free(Manager *m)
 
 	/* Jobs answer their callers (with an error) before the server goes. */
 	m->mover = mover_free(m->mover);
+	/* After the mover: its cancelled jobs still report to the placement. Saves the stats. */
+	m->placement = placement_free(m->placement);
 	varlink_server_free(m->varlink);
 	if (m->socket_bound)
 		(void) unlink(m->socket_path);
@@ -75,6 +83,7 @@ Manager *manager_free(Manager *m)
 	free(m->root);
 	free(m->config_path);
 	free(m->socket_path);
+	free(m->state_dir);
 	free(m);
 	return NULL;
 }
@@ -114,6 +123,11 @@ int manager_set_config_path(Manager *m, const char *path, bool must_exist)
 int manager_set_socket_path(Manager *m, const char *path)
 {
 	return replace_string(&m->socket_path, path);
+}
+
+int manager_set_state_dir(Manager *m, const char *path)
+{
+	return replace_string(&m->state_dir, path);
 }
 
 void manager_set_conf(Manager *m, Conf *conf)
@@ -387,6 +401,83 @@ int manager_resolve_target(Manager *m, const char *to, MigrateRequest *req)
 	return 0;
 }
 
+const char *manager_residency_device_name(const Manager *m, const BackendRef *b,
+					  const ResidencyEntry *e)
+{
+	DeviceKind k = b == m->cohmem ? DEVICE_KIND_COHMEM : DEVICE_KIND_NUMA;
+
+	if (e->system)
+		return NULL;
+	for (size_t i = 0; i < m->n_devices; i++) {
+		const Device *d = &m->devices[i];
+
+		if (d->kind == k && (k == DEVICE_KIND_COHMEM ? d->id : d->node) == e->id)
+			return d->name;
+	}
+	return NULL;
+}
+
+static void stats_add_out(Manager *m, const char *name, uint64_t bytes)
+{
+	StatsEntry *s = stats_get(&m->stats, name);
+
+	if (s)
+		s->bytes_out += bytes;
+}
+
+void manager_account_migration(Manager *m, const MigrateRequest *req, const char *to, int r,
+			       const MigrateResult *res)
+{
+	uint64_t in = res->counts.migrated * res->page_size, out_other = 0;
+	bool failed = r < 0 || res->counts.failed > 0 || res->counts.no_space > 0;
+	StatsEntry *t;
+
+	if (req->dry_run)
+		return;
+	t = stats_get(&m->stats, to);
+	if (!t) {
+		log_oom();
+		return;
+	}
+	t->bytes_in += in;
+	t->failed_pages += res->counts.failed + res->counts.no_space;
+	if (in > 0)
+		t->migrations++;
+	if (failed)
+		t->failures++;
+
+	/* Bytes off other devices: residency before minus after, per device. */
+	for (size_t i = 0; i < req->n_steps + req->n_observers; i++) {
+		bool step = i < req->n_steps;
+		size_t o = step ? 0 : i - req->n_steps;
+		const MigrateSnapshot *snap = step ? &res->snapshots[i] : &res->observed[o];
+		const BackendRef *b = step ? req->steps[i].backend : req->observers[o].backend;
+
+		if (!snap->have_after)
+			continue;
+		for (size_t k = 0; k < snap->n_before; k++) {
+			const ResidencyEntry *e = &snap->before[k];
+			const char *name = manager_residency_device_name(m, b, e);
+			uint64_t after = 0;
+
+			if (!name || streq(name, to))
+				continue;
+			for (size_t l = 0; l < snap->n_after; l++)
+				if (snap->after[l].system == e->system && snap->after[l].id == e->id)
+					after += snap->after[l].bytes;
+			if (e->bytes > after) {
+				stats_add_out(m, name, e->bytes - after);
+				out_other += e->bytes - after;
+				if (stats_get(&m->stats, name))
+					stats_get(&m->stats, name)->migrations++;
+			}
+		}
+	}
+	/* The rest came out of system RAM. */
+	if (!streq(to, "system") && in > out_other)
+		stats_add_out(m, "system", in - out_other);
+}
+
 int manager_refresh_devices(Manager *m)
 {
 	_cleanup_strv_free_ char **missing = NULL;
@@ -443,6 +534,7 @@ static int on_refresh_timer(sd_event_source *s, uint64_t usec, void *userdata)
 	int r;
 
 	(void) manager_refresh_devices(m);
+	(void) placement_tick(m->placement);
 
 	r = sd_event_source_set_time_relative(s, m->conf->tick_usec);
 	if (r < 0)
@@ -604,6 +696,9 @@ int manager_start(Manager *m, const int *fds, size_t n_fds)
 	if (r < 0)
 		return log_error_errno(r, "Failed to add the device refresh timer: %m");
 	(void) sd_event_source_set_description(m->refresh_timer, "refresh-devices");
+
+	/* Policies set before a restart apply again; a bad file is set aside, not fatal. */
+	(void) placement_load_state(m->placement);
 
 	r = manager_listen(m, fds, n_fds);
 	if (r < 0)

@@ -18,6 +18,11 @@
 #include "stats.h"
 #include "varlink.h"
 
+struct Placement;
+
+/* Where targets.json and stats.json live when neither --state-dir= nor $STATE_DIRECTORY say. */
+#define STATE_DIR_DEFAULT LOCALSTATEDIR "/lib/coherentd"
+
 typedef struct Manager {
 	sd_event *event;
 
@@ -25,6 +30,7 @@ typedef struct Manager {
 	char *config_path;
 	bool config_must_exist;   /* false for the built-in default path */
 	char *socket_path;        /* where we bind when not socket-activated */
+	char *state_dir;          /* persistent state (state.h) */
 	bool socket_bound;        /* we created socket_path: unlink it on exit */
 
 	Conf *conf;
@@ -45,6 +51,7 @@ typedef struct Manager {
 	bool cohmem_failed;       /* last probe failed for a reason other than -ENODEV */
 	Mover *mover;
 	Stats stats;
+	struct Placement *placement; /* policies and the per-tick loop (placement.h) */
 
 	sd_event_source *sigterm_source, *sigint_source, *sighup_source;
 	sd_event_source *refresh_timer;
@@ -60,6 +67,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manager *, manager_free)
 int manager_set_root(Manager *m, const char *root);
 int manager_set_config_path(Manager *m, const char *path, bool must_exist);
 int manager_set_socket_path(Manager *m, const char *path);
+int manager_set_state_dir(Manager *m, const char *path);
 
 /* Take over a parsed configuration (applies LogLevel=). */
 void manager_set_conf(Manager *m, Conf *conf);
@@ -89,6 +97,19 @@ int manager_start(Manager *m, const int *fds, size_t n_fds);
  * backend behind it).
  */
 int manager_resolve_target(Manager *m, const char *to, MigrateRequest *req);
+
+/* The device name a residency entry of backend b stands for; NULL for system RAM. */
+const char *manager_residency_device_name(const Manager *m, const BackendRef *b,
+					  const ResidencyEntry *e);
+
+/*
+ * Count a finished (possibly partial) migration of req to `to` (a device name
+ * or "system") in m->stats: bytes in, bytes off the other devices from the
+ * residency snapshots, migrations, failures. r is what migrate_run() returned.
+ * Shared by the Migrate method and the placement loop.
+ */
+void manager_account_migration(Manager *m, const MigrateRequest *req, const char *to, int r,
+			       const MigrateResult *res);
 
 /* Open the numa backend and probe cohmem; absent kernel sides are not errors. */
 int manager_open_backends(Manager *m);

@@ -35,6 +35,14 @@ int placement_load_state(Placement *p);
 
 /* The manager's tick timer calls this; returns 0 when a tick started or one was running. */
 int placement_tick(Placement *p);
+/* Whether a tick runs now (its tracker job or its moves). */
+bool placement_is_ticking(const Placement *p);
+/*
+ * The backend whose sample() the tracker uses instead of the manager's
+ * cohmem one (a reference is taken; NULL: cohmem again). For unit tests on
+ * the fake backend.
+ */
+void placement_set_sampler(Placement *p, BackendRef *sampler);
 
 const TargetSet *placement_targets(const Placement *p);
 

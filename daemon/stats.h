@@ -14,6 +14,15 @@
  *   failures      Migrate requests to the device that ended in an error, or
  *                 in which pages failed to move (failed or no_space)
  *   failed_pages  pages that failed to move to it (failed + no_space)
+ *
+ * The placement loop's moves count in the fields above like Migrate requests,
+ * and by why they were made:
+ *   promoted_bytes  bytes placed on the device by hot: and bind: policies
+ *   demoted_bytes   bytes a hot: policy sent back to system RAM (cold, over
+ *                   quota, or making room for hotter ones)
+ *   evicted_bytes   bytes moved off the device because its free memory fell
+ *                   below the low watermark, or because a system policy
+ *                   keeps the target off devices
  */
 
 #include <stdint.h>
@@ -24,6 +33,7 @@ typedef struct StatsEntry {
 	uint64_t bytes_in, bytes_out;
 	uint64_t migrations, failures;
 	uint64_t failed_pages;
+	uint64_t promoted_bytes, demoted_bytes, evicted_bytes;
 } StatsEntry;
 
 typedef struct Stats {
