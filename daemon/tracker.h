@@ -110,7 +110,11 @@ int tracker_engine_tick(TrackerEngine *e, uint64_t now_usec);
 
 /* A pid's regions after the last tick (mutable: the placement updates its fields). */
 TrackerRegion *tracker_engine_regions(TrackerEngine *e, pid_t pid, size_t *ret_n);
-/* Pages sampled / SAMPLE calls / DAMON regions read in the last tick: for stats and benchmarks. */
+/*
+ * The last tick, for stats and benchmarks: regions after it, calls into the
+ * kernel (SAMPLE calls; damon: one per pid for its tried regions), pages
+ * covered by the regions.
+ */
 typedef struct TrackerTickStats {
 	uint64_t n_regions, n_calls, pages_tracked;
 	uint64_t cpu_usec;              /* CPU time of the last tick (thread CPU clock) */
@@ -129,9 +133,12 @@ int tracker_regions_fit(TrackerRegion **regions, size_t *n, const uint64_t (*map
 			size_t n_maps);
 /*
  * Adaptive split/merge: merge neighbours (adjacent, equal residency) whose heat
- * differs by at most merge_threshold while more than min_regions remain; then,
- * while fewer than max_regions / 2, split regions of at least 2 * min_pages
- * pages into two at a random page boundary (random from *seed, xorshift).
+ * differs by at most merge_threshold while more than min_regions remain (and,
+ * as DAMON, not beyond total / min_regions bytes; heat size-weighted); then,
+ * when fewer than max_regions / 2 remain, split each region of at least
+ * 2 * min_pages pages once into two at a random page boundary, at least
+ * min_pages from either end (random from *seed, xorshift), never beyond
+ * max_regions. Regions separated by a gap never merge. 0, -EINVAL, -ENOMEM.
  */
 int tracker_regions_adapt(TrackerRegion **regions, size_t *n, unsigned min_regions,
 			  unsigned max_regions, uint64_t merge_threshold, uint64_t min_pages,
@@ -139,3 +146,37 @@ int tracker_regions_adapt(TrackerRegion **regions, size_t *n, unsigned min_regio
 /* Carry state from old regions to new ones by largest overlap (damon re-split). */
 void tracker_regions_inherit(TrackerRegion *new_regions, size_t n_new,
 			     const TrackerRegion *old_regions, size_t n_old);
+
+/* ---- DAMON sysfs (tracker-damon.c): used by the engine ---- */
+
+/*
+ * One kdamond for all tracked pids (DAMON's sysfs allows one context per
+ * kdamond): one DAMON target per pid, and per target a DAMOS "stat" scheme
+ * matching every region with a "target" filter (target_idx = the pid's
+ * target, matching N: regions of the other targets are filtered out), so
+ * scheme i's tried_regions are target i's regions: the tried regions
+ * themselves do not say which target they belong to.
+ */
+typedef struct TrackerDamon TrackerDamon;
+
+/* root has DAMON's sysfs admin interface (kdamonds/nr_kdamonds). */
+bool tracker_damon_available(const char *root);
+/* Nothing is written yet. */
+int tracker_damon_new(const char *root, const TrackerParams *p, TrackerDamon **ret);
+/* Turns the kdamond off (when it started it) and frees. */
+TrackerDamon *tracker_damon_free(TrackerDamon *d);
+/*
+ * Make DAMON track exactly these pids (writes the configuration and turns
+ * the kdamond on, or commits it, when the set changed or the kdamond
+ * stopped), then have it refresh the tried regions and read them. Blocks
+ * while the kdamond applies its schemes once (up to twice the aggregation
+ * interval). -EBUSY when another program runs a kdamond; other write errors
+ * as the kernel gives them, with backend_last_message() naming the file.
+ */
+int tracker_damon_update(TrackerDamon *d, const pid_t *pids, size_t n);
+/* The target index of pid after the last update, or SIZE_MAX (d may be NULL). */
+size_t tracker_damon_index(const TrackerDamon *d, pid_t pid);
+/* Target idx's regions from the last update, heat set, fresh state; *ret malloc'd. */
+int tracker_damon_regions(TrackerDamon *d, size_t idx, TrackerRegion **ret, size_t *ret_n);
+/* The kdamond's pid while it runs (for CPU accounting), else 0. */
+pid_t tracker_damon_kdamond_pid(const TrackerDamon *d);
