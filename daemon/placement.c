@@ -639,9 +639,8 @@ int placement_tick(Placement *p)
 		return 0;
 	m = p->manager;
 	if (p->targets.n_targets == 0 && p->n_recorders == 0) {
-		/* The last policy went: stop watching its processes (DAMON's kdamond). */
-		if (p->tracker)
-			(void) tracker_engine_set_pids(p->tracker, NULL, 0);
+		/* The last policy went: stop watching its processes (DAMON's kdamond too). */
+		p->tracker = tracker_engine_free(p->tracker);
 		return 0;
 	}
 

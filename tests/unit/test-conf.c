@@ -48,7 +48,8 @@ static char *render(const char *text, const char *dropin)
 }
 
 #define POLICY_DEFAULTS "\n[Policy]\nHotThreshold=1\nHysteresisTicks=1\nMinResidenceSec=5s\n" \
-	"SwapMarginPercent=200\nColdDemoteTicks=0\nRateLimitMiB=infinity\n"
+	"SwapMarginPercent=200\nColdDemoteTicks=0\nRateLimitMiB=infinity\n" \
+	"Tracker=auto\nMaxRegions=1000\n"
 #define DEFAULTS "# no configuration files read, built-in defaults\n" \
 	"[Daemon]\nTickSec=5s\nLogLevel=info\n" POLICY_DEFAULTS
 
@@ -136,13 +137,22 @@ static void test_conf_table(void **state)
 		  "t.conf:4: unknown key Foo= in section [Daemon]\n" },
 		{ "keys of a bad section are ignored", "[Nope]\nA=1\nB=2\n[Daemon]\nTickSec=1s\n", NULL,
 		  "t.conf:1: unknown section [Nope]\n" },
-		{ "policy", "[Policy]\nHotThreshold=4\nRateLimitMiB=100\nMinResidenceSec=90s\n", NULL,
+		{ "policy", "[Policy]\nHotThreshold=4\nRateLimitMiB=100\nMinResidenceSec=90s\n"
+		  "Tracker=damon\nMaxRegions=10\n", NULL,
 		  "# no configuration files read, built-in defaults\n"
 		  "[Daemon]\nTickSec=5s\nLogLevel=info\n\n[Policy]\nHotThreshold=4\nHysteresisTicks=1\n"
-		  "MinResidenceSec=90s\nSwapMarginPercent=200\nColdDemoteTicks=0\nRateLimitMiB=100\n" },
-		{ "policy errors", "[Policy]\nNope=1\nHotThreshold=0\n", NULL,
+		  "MinResidenceSec=90s\nSwapMarginPercent=200\nColdDemoteTicks=0\nRateLimitMiB=100\n"
+		  "Tracker=damon\nMaxRegions=10\n" },
+		{ "tracker reset by a drop-in", "[Policy]\nTracker=none\nMaxRegions=100000\n",
+		  "[Policy]\nTracker=\nMaxRegions=\n", DEFAULTS },
+		{ "policy errors", "[Policy]\nNope=1\nHotThreshold=0\nTracker=Damon\nMaxRegions=9\n"
+		  "MaxRegions=100001\nMaxRegions=-5\n", NULL,
 		  "t.conf:2: unknown key Nope= in section [Policy]\n"
-		  "t.conf:3: invalid HotThreshold=0: expected a number of accesses per tick, 1 or more\n" },
+		  "t.conf:3: invalid HotThreshold=0: expected a number of accesses per tick, 1 or more\n"
+		  "t.conf:4: invalid Tracker=Damon: expected auto, damon, sample or none\n"
+		  "t.conf:5: invalid MaxRegions=9: expected a number 10..100000\n"
+		  "t.conf:6: invalid MaxRegions=100001: expected a number 10..100000\n"
+		  "t.conf:7: invalid MaxRegions=-5: expected a number 10..100000\n" },
 		{ "CRLF line ends", "[Daemon]\r\nTickSec=3s\r\n", NULL,
 		  "# no configuration files read, built-in defaults\n"
 		  "[Daemon]\nTickSec=3s\nLogLevel=info\n" POLICY_DEFAULTS },
