@@ -370,6 +370,28 @@ grep -q "coherent: job $JOB: policy bind:nosuchdev not applied (cohctl exit 5)" 
 ok "slurmd's log says why bind:nosuchdev was not applied (cohctl exit 5)" $?
 same "job $JOB has no policy" "$(policy_of "$JOB")" "-"
 
+# ------------------------------------------------------------ plugstack.conf arguments
+# srun, slurmd and slurmstepd read plugstack.conf anew for each job.
+echo "required $PLUGIN cohctl=$COHCTL socket=$SOCK timeout=soon" >"$tmp/plugstack.conf"
+expect_fail "a bad plugstack.conf argument fails srun" srun true
+grep -q "coherent: plugstack.conf: timeout= needs seconds in 1..3600, got 'soon'" "$tmp/err"
+ok "a bad plugstack.conf argument: the plugin says which" $? "$tmp/err"
+echo "required $PLUGIN cohctl=$COHCTL socket=$SOCK strict" >"$tmp/plugstack.conf"
+# srun's own exit status stays 0 when its only task cannot be launched.
+srun --coherent=bind:nosuchdev touch "$tmp/strict-ran" >"$tmp/out" 2>&1
+grep -q "launch failed: Plugin initialization failed" "$tmp/out"
+ok "strict: a job whose policy coherentd refuses does not start" $? "$tmp/out"
+test ! -e "$tmp/strict-ran"
+ok "strict: its task never ran" $?
+expect_rc "strict: a job with a good policy runs" 0 srun --coherent="bind:$DEV" true
+echo "required $PLUGIN cohctl=$COHCTL socket=$SOCK" >"$tmp/plugstack.conf"
+no_jobs() {
+	[ -z "$(squeue -h -o %i)" ]
+}
+wait_for "strict jobs end" no_jobs
+cohctl policy list --json >"$tmp/out" 2>&1
+json_ok "strict: no policies left behind" "j['policies'] == []"
+
 # ------------------------------------------------------------ without SPANK: prolog and epilog
 # The scripts take COHCTL and COHCTL_SOCKET from a defaults file.
 printf 'COHCTL=%s\nCOHCTL_SOCKET=%s\n' "$COHCTL" "$SOCK" >"$tmp/coherentd-slurm.defaults"
