@@ -71,11 +71,13 @@ typedef struct TrackerJob {
 	uint64_t now_usec;
 	int r;
 	char message[256];
-	BackendRef *numa, *cohmem;
+	BackendRef *numa, *cohmem;    /* only when there are devices of theirs */
 	SightDevice *devices;
 	size_t n_devices;
-	pid_t *pids;
+	pid_t *pids;                  /* every pid tracked: the targets' and the recorded ones */
 	size_t n_pids;
+	pid_t *target_pids;           /* the targets' only: residency matters for them */
+	size_t n_target_pids;
 } TrackerJob;
 
 typedef struct MoveJob {
@@ -122,6 +124,7 @@ struct Placement {
 	uint64_t tick_bytes[_POLICY_REASON_MAX];
 	unsigned tick_failures;
 	bool stats_dirty;
+	bool stats_save_failed;       /* logged */
 };
 
 static PlacementTargetState *state_find(Placement *p, uint64_t id)
@@ -184,10 +187,15 @@ static void placement_save_stats(Placement *p)
 		return;
 	r = state_save_stats(p->manager->state_dir, &p->manager->stats);
 	if (r < 0) {
-		log_warning_errno(r, "Failed to save the statistics in %s, ignoring: %m",
-				  p->manager->state_dir);
+		if (!p->stats_save_failed)
+			log_warning_errno(r, "Failed to save the statistics in %s, ignoring: %m",
+					  p->manager->state_dir);
+		p->stats_save_failed = true;
 		return;
 	}
+	if (p->stats_save_failed)
+		log_info("Saving the statistics in %s works again.", p->manager->state_dir);
+	p->stats_save_failed = false;
 	p->stats_dirty = false;
 }
 
@@ -437,8 +445,8 @@ static int cmp_pid(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Every pid of every target and recorder, sorted, unique. */
-static int placement_collect_pids(Placement *p, pid_t **ret, size_t *ret_n)
+/* Every pid of every target (and recorder), sorted, unique. */
+static int placement_collect_pids(Placement *p, bool recorders, pid_t **ret, size_t *ret_n)
 {
 	pid_t *pids = NULL;
 	size_t n = 0, k = 0;
@@ -452,7 +460,7 @@ static int placement_collect_pids(Placement *p, pid_t **ret, size_t *ret_n)
 	for (size_t i = 0; i < p->n_states; i++)
 		for (size_t j = 0; j < p->states[i].n_pids; j++)
 			pids[k++] = p->states[i].pids[j];
-	for (size_t i = 0; i < p->n_recorders; i++)
+	for (size_t i = 0; recorders && i < p->n_recorders; i++)
 		if (!p->recorders[i]->finished && !p->recorders[i]->stopped)
 			pids[k++] = p->recorders[i]->pid;
 	qsort(pids, k, sizeof(pid_t), cmp_pid);
@@ -475,6 +483,7 @@ static void tracker_job_free(TrackerJob *j)
 	backend_ref_unref(j->cohmem);
 	free(j->devices);
 	free(j->pids);
+	free(j->target_pids);
 	free(j);
 }
 
@@ -580,19 +589,19 @@ static int tracker_work(MoverJob *mj, void *userdata)
 			(void) snprintf(j->message, sizeof(j->message), "%s", backend_last_message());
 		return r;
 	}
-	if (j->n_devices == 0 || (!j->numa && !j->cohmem))
+	if (!j->numa && !j->cohmem)
 		return 0;
-	for (size_t i = 0; i < j->n_pids; i++) {
+	for (size_t i = 0; i < j->n_target_pids; i++) {
 		TrackerRegion *regs;
 		size_t n = 0;
 
-		regs = tracker_engine_regions(e, j->pids[i], &n);
+		regs = tracker_engine_regions(e, j->target_pids[i], &n);
 		for (size_t k = 0; regs && k < n; k++) {
 			if (mover_job_cancelled(mj))
 				return -ECANCELED;
 			if (regs[k].hot_ticks == 0 && regs[k].cold_ticks == 0 &&
 			    regs[k].resident_since_usec == 0)
-				region_first_sight(j, j->pids[i], &regs[k]);
+				region_first_sight(j, j->target_pids[i], &regs[k]);
 		}
 	}
 	return 0;
@@ -654,7 +663,9 @@ int placement_tick(Placement *p)
 	if (!j)
 		return log_oom();
 	j->placement = p;
-	r = placement_collect_pids(p, &j->pids, &j->n_pids);
+	r = placement_collect_pids(p, true, &j->pids, &j->n_pids);
+	if (r >= 0)
+		r = placement_collect_pids(p, false, &j->target_pids, &j->n_target_pids);
 	if (r < 0)
 		goto fail;
 	r = tracker_engine_set_pids(p->tracker, j->pids, j->n_pids);
@@ -682,8 +693,12 @@ int placement_tick(Placement *p)
 			.backend_id = d->kind == DEVICE_KIND_COHMEM ? d->id : d->node,
 		};
 	}
-	j->numa = backend_ref_ref(m->numa);
-	j->cohmem = backend_ref_ref(m->cohmem);
+	for (size_t i = 0; i < j->n_devices; i++) {
+		if (j->devices[i].cohmem && !j->cohmem)
+			j->cohmem = backend_ref_ref(m->cohmem);
+		if (!j->devices[i].cohmem && !j->numa)
+			j->numa = backend_ref_ref(m->numa);
+	}
 
 	r = sd_event_now(m->event, CLOCK_MONOTONIC, &j->now_usec);
 	if (r < 0)

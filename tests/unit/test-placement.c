@@ -441,6 +441,53 @@ static void test_one_tick_at_a_time(void **state)
 			 pages_at(pid, 2, 64, GPU) + pages_at(pid, 3, 64, GPU), 256);
 }
 
+/*
+ * A node whose device memory is a cohmem pool (the fake as cohmem, no numa
+ * backend): residency at first sight comes from RESIDENCY, heat from SAMPLE
+ * of the manager's cohmem backend, moves go through the pool.
+ */
+static void test_cohmem_pool(void **state)
+{
+	const pid_t pid = 1009;
+	Conf *c = conf_new();
+	ConfError *errors = NULL;
+	size_t n_errors = 0;
+	const Device *d;
+	uint64_t id;
+	unsigned ticks = 0;
+
+	assert_non_null(c);
+	assert_int_equal(conf_parse_text(c, "t.conf", "[Daemon]\nTickSec=1s\n[Policy]\n"
+					 "Tracker=sample\nColdDemoteTicks=2\n", &errors, &n_errors), 0);
+	assert_int_equal(n_errors, 0);
+	assert_int_equal(manager_new(&m), 0);
+	assert_int_equal(manager_set_root(m, root), 0);
+	assert_int_equal(manager_set_state_dir(m, state_dir), 0);
+	manager_set_conf(m, c);
+	assert_int_equal(backend_ref_open(&backend_fake_ops, root, &m->cohmem), 0);
+	fake = m->cohmem->backend;
+	assert_int_equal(manager_refresh_devices(m), 0);
+	d = devices_find(m->devices, m->n_devices, "gpu0");
+	assert_non_null(d);
+	assert_int_equal(d->kind, DEVICE_KIND_COHMEM);
+
+	/* Mapping 0 hot in RAM, mapping 1 cold in the pool already. */
+	add_process(pid, 2, 32, FAKE_SYSTEM);
+	assert_int_equal(fake_set_pages(fake, pid, BASE + MAP_STRIDE, 32, GPU, 0), 0);
+	id = set_policy_pid(pid, "hot:gpu0");
+	wait_idle();
+	while ((pages_at(pid, 0, 32, GPU) < 32 || pages_at(pid, 1, 32, FAKE_SYSTEM) < 32) &&
+	       ticks++ < 10) {
+		touch(pid, 0, 32);
+		run_tick();
+	}
+	assert_int_equal(pages_at(pid, 0, 32, GPU), 32);
+	assert_int_equal(pages_at(pid, 1, 32, FAKE_SYSTEM), 32);
+	assert_int_equal(status_of(id).promoted_bytes, 32 * PG);
+	assert_int_equal(status_of(id).demoted_bytes, 32 * PG);
+	assert_int_equal(stats_find(&m->stats, "gpu0")->demoted_bytes, 32 * PG);
+}
+
 static void test_set_policy_errors(void **state)
 {
 	TargetKey key = { .kind = TARGET_PID, .pid = 1008, .starttime = 4242 };
@@ -486,6 +533,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_vanished_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_rate_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_tick_at_a_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_cohmem_pool, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_set_policy_errors, setup, teardown),
 	};
 
