@@ -11,15 +11,18 @@
  *            ("/system.slice/foo.service")
  *   job      a Slurm job: its cgroup is found by scanning the cgroup2 tree
  *            for a directory "job_<ID>" (Slurm's cgroup/v2 layout, e.g.
- *            /system.slice/slurmstepd.scope/job_42) or Slurm 26.05's SLUID
- *            directories; while none is found the job has no processes
- *            (pending, or just ended)
+ *            /system.slice/slurmstepd.scope/job_42); while none is found the
+ *            job has no processes (pending, or just ended). Slurm 26.05 names
+ *            these directories after the job's SLUID instead ("s5K1KKYAYG5D00"),
+ *            which cannot be derived from the job id: such nodes need
+ *            CgroupJobIdPaths=yes in cgroup.conf (Slurm 26.05.2 and later)
  *
  * A target whose process exited or whose cgroup disappeared is "gone" and
  * is dropped by the daemon. Every path is read under a root directory
  * ("/" normally) so unit tests run on fixture trees.
  */
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,7 +82,8 @@ Target *target_set_find_id(const TargetSet *s, uint64_t id);
 bool target_key_equal(const TargetKey *a, const TargetKey *b);
 int target_key_copy(TargetKey *dst, const TargetKey *src);
 void target_key_done(TargetKey *k);
-/* "pid:1234", "cgroup:/a/b", "job:42". */
+/* "pid:1234", "cgroup:/a/b", "job:42"; truncated to size. */
+#define TARGET_KEY_STRING_MAX (STRLEN("cgroup:") + PATH_MAX + 1)
 char *target_key_format(const TargetKey *k, char *buf, size_t size);
 
 /*
@@ -121,9 +125,12 @@ int target_resolve_pids(const char *root, const char *mount, const TargetKey *ke
 
 /*
  * Whether uid may set or clear policy for key: root always; others for a pid
- * target when the process's real uid is theirs; for a cgroup or job target
- * when the cgroup directory is owned by them or every process in it runs as
- * them (a job's user owns their job: Slurm runs the job's tasks as the job
- * uid). -EPERM when not, -ENOENT/-ESRCH when the target is gone.
+ * target when the process's real and effective uid are theirs (auth.h's rule
+ * for Migrate); for a cgroup or job target when the cgroup directory is owned
+ * by them or every process in it runs as them (at least one). A job's user
+ * owns their job: Slurm runs the job's tasks as the job uid; its own
+ * slurmstepd processes (in "slurm_processes" directories of the job's cgroup)
+ * run as root and do not count. -EPERM when not, -ENOENT/-ESRCH when the
+ * target is gone (for a job: no cgroup found).
  */
 int target_check_owner(const char *root, const char *mount, const TargetKey *key, uid_t uid);
