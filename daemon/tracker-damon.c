@@ -8,7 +8,7 @@
  *   operations = vaddr, intervals from the tick, nr_regions from the params,
  *   targets/<i>/pid_target = the i-th pid (ascending),
  *   schemes/<i>: action stat, an access pattern matching every region, and
- *   one filter: type target, target_idx i, matching N (regions of any
+ *   one filter: type target, damon_target_idx i, matching N (regions of any
  *   other target are filtered out before the scheme is tried), so the
  *   tried_regions of scheme i are exactly target i's regions.
  *
@@ -280,7 +280,7 @@ static int damon_write_config(TrackerDamon *d, const pid_t *pids, size_t n)
 				return r;
 		}
 		(void) snprintf(buf, sizeof(buf), "%zu", i);
-		r = damon_writef(d, buf, DAMON_CTX "/schemes/%zu/filters/0/target_idx", i);
+		r = damon_writef(d, buf, DAMON_CTX "/schemes/%zu/filters/0/damon_target_idx", i);
 		if (r < 0)
 			return r;
 	}

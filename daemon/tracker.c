@@ -15,9 +15,11 @@
  */
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "backend.h"
 #include "tracker.h"
@@ -278,6 +280,38 @@ void tracker_regions_inherit(TrackerRegion *new_regions, size_t n_new,
 			r->hot_ticks = r->cold_ticks = 0;
 		}
 	}
+}
+
+/*
+ * Split the largest region in halves until there are min_regions (DAMON's
+ * own regions also cover file mappings and gaps: cut to the anonymous
+ * mappings, fewer may remain). Halves keep the state and heat.
+ */
+static int regions_split_to_min(TrackerRegion **regions, size_t *n, unsigned min_regions)
+{
+	while (*n < min_regions) {
+		TrackerRegion *v = *regions, *nv;
+		size_t big = 0;
+		uint64_t half;
+
+		for (size_t i = 1; i < *n; i++)
+			if (v[i].length > v[big].length)
+				big = i;
+		if (*n == 0 || v[big].length < 2 * TRACKER_PAGE)
+			return 0;
+		nv = realloc(v, (*n + 1) * sizeof(*v));
+		if (!nv)
+			return -ENOMEM;
+		v = nv;
+		half = v[big].length / TRACKER_PAGE / 2 * TRACKER_PAGE;
+		memmove(v + big + 1, v + big, (*n - big) * sizeof(*v));
+		v[big].length = half;
+		v[big + 1].start += half;
+		v[big + 1].length -= half;
+		*regions = v;
+		(*n)++;
+	}
+	return 0;
 }
 
 /* ---- the engine ---- */
@@ -545,6 +579,16 @@ static void pid_gone(TrackerPid *t)
 	t->gone = true;
 }
 
+static bool pid_exists(const char *root, pid_t pid)
+{
+	_cleanup_free_ char *p = NULL;
+	char rel[32];
+
+	(void) snprintf(rel, sizeof(rel), "/proc/%d", (int) pid);
+	p = path_join_root(root, rel);
+	return !p || access(p, F_OK) == 0;
+}
+
 /* One pid's tick. -ESRCH: gone. */
 static int pid_tick(TrackerEngine *e, TrackerPid *t, TrackerKind kind, size_t damon_idx,
 		    bool damon_ok)
@@ -567,6 +611,11 @@ static int pid_tick(TrackerEngine *e, TrackerPid *t, TrackerKind kind, size_t da
 			r = 0;    /* not a DAMON target yet: mapped parts come in fresh */
 		if (r >= 0)
 			r = tracker_regions_fit(&nv, &nn, (const uint64_t (*)[2]) maps, n_maps);
+		if (r < 0) {
+			free(nv);
+			goto out;
+		}
+		r = regions_split_to_min(&nv, &nn, e->params.min_regions);
 		if (r < 0) {
 			free(nv);
 			goto out;
@@ -623,9 +672,13 @@ int tracker_engine_tick(TrackerEngine *e, uint64_t now_usec)
 
 		if (!live)
 			return -ENOMEM;
-		for (size_t i = 0; i < e->n_pids; i++)
+		for (size_t i = 0; i < e->n_pids; i++) {
+			/* DAMON refuses to start with a target that has exited: leave it out. */
+			if (!e->pids[i].gone && !pid_exists(e->root, e->pids[i].pid))
+				pid_gone(&e->pids[i]);
 			if (!e->pids[i].gone)
 				live[n_live++] = e->pids[i].pid;
+		}
 		r = 0;
 		if (!e->damon)
 			r = tracker_damon_new(e->root, &e->params, &e->damon);

@@ -152,7 +152,7 @@ void tracker_regions_inherit(TrackerRegion *new_regions, size_t n_new,
 /*
  * One kdamond for all tracked pids (DAMON's sysfs allows one context per
  * kdamond): one DAMON target per pid, and per target a DAMOS "stat" scheme
- * matching every region with a "target" filter (target_idx = the pid's
+ * matching every region with a "target" filter (damon_target_idx = the pid's
  * target, matching N: regions of the other targets are filtered out), so
  * scheme i's tried_regions are target i's regions: the tried regions
  * themselves do not say which target they belong to.

@@ -582,7 +582,7 @@ static void damon_tree(const char *root, unsigned n, const char *state)
 		"action", "access_pattern/sz/min", "access_pattern/sz/max",
 		"access_pattern/nr_accesses/min", "access_pattern/nr_accesses/max",
 		"access_pattern/age/min", "access_pattern/age/max", "filters/nr_filters",
-		"filters/0/type", "filters/0/matching", "filters/0/target_idx",
+		"filters/0/type", "filters/0/matching", "filters/0/damon_target_idx",
 		"filters/0/memcg_path", "tried_regions/total_bytes",
 	};
 	char rel[256];
@@ -651,6 +651,7 @@ static void test_engine_damon(void **state)
 	put_maps(root, 100, DA, DA + 4 * MiB);
 	put_maps(root, 200, DB, DB + 1 * MiB);
 	tracker_params_init(&p);
+	p.min_regions = 1;    /* DAMON's regions as they are (test_engine_damon_min) */
 	assert_int_equal(tracker_engine_new(root, &p, &e), 0);
 	assert_int_equal(tracker_engine_kind(e), TRACKER_DAMON);
 	assert_int_equal(tracker_engine_set_pids(e, pids, 2), 0);
@@ -669,7 +670,7 @@ static void test_engine_damon(void **state)
 	assert_string_equal(get(root, CTX "/monitoring_attrs/intervals/aggr_us"), "250000");
 	assert_string_equal(get(root, CTX "/monitoring_attrs/intervals/sample_us"), "12500");
 	assert_string_equal(get(root, CTX "/monitoring_attrs/intervals/update_us"), "1000000");
-	assert_string_equal(get(root, CTX "/monitoring_attrs/nr_regions/min"), "20");
+	assert_string_equal(get(root, CTX "/monitoring_attrs/nr_regions/min"), "3");
 	assert_string_equal(get(root, CTX "/monitoring_attrs/nr_regions/max"), "2000");
 	assert_string_equal(get(root, CTX "/targets/nr_targets"), "2");
 	assert_string_equal(get(root, CTX "/targets/0/pid_target"), "100");
@@ -690,7 +691,7 @@ static void test_engine_damon(void **state)
 		assert_string_equal(get(root, rel), "target");
 		snprintf(rel, sizeof(rel), CTX "/schemes/%u/filters/0/matching", i);
 		assert_string_equal(get(root, rel), "N");
-		snprintf(rel, sizeof(rel), CTX "/schemes/%u/filters/0/target_idx", i);
+		snprintf(rel, sizeof(rel), CTX "/schemes/%u/filters/0/damon_target_idx", i);
 		snprintf(want, sizeof(want), "%u", i);
 		assert_string_equal(get(root, rel), want);
 	}
@@ -756,7 +757,8 @@ static void test_engine_damon(void **state)
 	assert_int_equal(tracker_engine_tick(e, 6), 0);
 	assert_string_equal(get(root, CTX "/targets/nr_targets"), "1");
 	assert_string_equal(get(root, CTX "/schemes/nr_schemes"), "1");
-	assert_string_equal(get(root, CTX "/monitoring_attrs/nr_regions/min"), "10");
+	assert_string_equal(get(root, CTX "/monitoring_attrs/nr_regions/min"), "3");
+	assert_string_equal(get(root, CTX "/monitoring_attrs/nr_regions/max"), "1000");
 	v = tracker_engine_regions(e, 100, &n);
 	assert_int_equal(n, 1);
 	assert_int_equal(v[0].heat, 200);
@@ -787,6 +789,41 @@ static void test_engine_damon(void **state)
 	put(root, KD "/0/state", "on\n");
 	tracker_engine_free(e);
 	assert_string_equal(get(root, KD "/0/state"), "off");
+	fixture_free(root);
+}
+
+/* Fewer DAMON regions than min_regions inside the anonymous mappings: halves of the largest. */
+static void test_engine_damon_min(void **state)
+{
+	char *root = fixture_new();
+	TrackerParams p;
+	TrackerEngine *e = NULL;
+	TrackerRegion *v;
+	size_t n;
+	pid_t pid = 100;
+
+	damon_tree(root, 1, "off");
+	put_maps(root, 100, DA, DA + 4 * MiB);
+	tried(root, 0, 0, DA - 4 * MiB, DA + MiB, 10);    /* mostly outside */
+	tried(root, 0, 1, DA + MiB, DA + 4 * MiB + 3 * MiB, 2);
+	tracker_params_init(&p);
+	p.min_regions = 5;
+	assert_int_equal(tracker_engine_new(root, &p, &e), 0);
+	assert_int_equal(tracker_engine_set_pids(e, &pid, 1), 0);
+	assert_int_equal(tracker_engine_tick(e, 1), 0);
+	assert_string_equal(get(root, CTX "/monitoring_attrs/nr_regions/min"), "5");
+	v = tracker_engine_regions(e, 100, &n);
+	assert_non_null(v);
+	assert_int_equal(n, 5);
+	assert_int_equal(total_len(v, n), 4 * MiB);
+	assert_int_equal(v[0].start, DA);
+	assert_int_equal(v[0].length, MiB);
+	assert_int_equal(v[0].heat, 500);
+	for (size_t i = 1; i < n; i++) {
+		assert_int_equal(v[i].heat, 100);
+		assert_int_equal(v[i].length, 3 * MiB / 4);
+	}
+	tracker_engine_free(e);
 	fixture_free(root);
 }
 
@@ -834,6 +871,7 @@ int main(void)
 		cmocka_unit_test(test_engine_none),
 		cmocka_unit_test(test_engine_sample),
 		cmocka_unit_test(test_engine_damon),
+		cmocka_unit_test(test_engine_damon_min),
 		cmocka_unit_test(test_engine_damon_busy),
 	};
 
