@@ -18,9 +18,11 @@
 
 #include <json-c/json.h>
 
+#include "cohctl-record.h"
 #include "cohctl-simulate.h"
 #include "log.h"
 #include "macro.h"
+#include "policy.h"
 #include "util.h"
 #include "varlink.h"
 
@@ -29,7 +31,8 @@ enum {
 	COHCTL_EXIT_SUCCESS     = 0,
 	COHCTL_EXIT_FAILURE     = 1,   /* error reply, malformed reply, local failure */
 	COHCTL_EXIT_USAGE       = 2,   /* bad command line, or InvalidParameter from the daemon */
-	COHCTL_EXIT_NO_PROCESS  = 3,   /* NoSuchProcess, ProcessNotMigratable, NothingMapped */
+	COHCTL_EXIT_NO_PROCESS  = 3,   /* NoSuchProcess, ProcessNotMigratable, NothingMapped,
+					* NoSuchTarget, NoSuchCgroup */
 	COHCTL_EXIT_DENIED      = 4,   /* PermissionDenied (LSB: insufficient privilege) */
 	COHCTL_EXIT_NO_DEVICE   = 5,   /* NoSuchDevice */
 	COHCTL_EXIT_UNAVAILABLE = EX_UNAVAILABLE, /* 69: daemon not reachable or not answering */
@@ -37,6 +40,8 @@ enum {
 
 #define COHCTL_DEFAULT_SOCKET COHERENTD_SOCKET_PATH  /* util.h, shared with the daemon */
 #define COHCTL_DEFAULT_TIMEOUT_USEC (25 * USEC_PER_SEC)
+/* io.coherentd.Record's limit. */
+#define COHCTL_RECORD_MAX_USEC USEC_PER_DAY
 
 typedef enum JsonMode {
 	JSON_OFF,
@@ -56,6 +61,12 @@ static uint64_t arg_start = 0, arg_end = 0;
 static const char *arg_to = NULL;
 static bool arg_dry_run = false;
 static bool arg_verbose = false;
+static const char *arg_cgroup = NULL;
+static uint64_t arg_job = 0;
+static uint64_t arg_quota = 0;
+static int arg_priority = 0;
+static uint64_t arg_duration_usec = 0;
+static const char *arg_output = NULL;
 
 /* Verb-specific options, as a set: each verb says which it takes. */
 enum {
@@ -65,6 +76,13 @@ enum {
 	OPT_TO      = 1 << 3,
 	OPT_DRY_RUN = 1 << 4,
 	OPT_VERBOSE = 1 << 5,
+	OPT_CGROUP  = 1 << 6,
+	OPT_JOB     = 1 << 7,
+	OPT_QUOTA   = 1 << 8,
+	OPT_PRIORITY = 1 << 9,
+	OPT_DURATION = 1 << 10,
+	OPT_OUTPUT  = 1 << 11,
+	_OPT_LAST   = OPT_OUTPUT,
 };
 static unsigned arg_given = 0;
 
@@ -209,6 +227,8 @@ static int exit_code_for_error(const char *error)
 		{ "io.coherentd.ProcessNotMigratable", COHCTL_EXIT_NO_PROCESS },
 		{ "io.coherentd.NothingMapped",        COHCTL_EXIT_NO_PROCESS },
 		{ "io.coherentd.PermissionDenied",     COHCTL_EXIT_DENIED },
+		{ "io.coherentd.NoSuchTarget",         COHCTL_EXIT_NO_PROCESS },
+		{ "io.coherentd.NoSuchCgroup",         COHCTL_EXIT_NO_PROCESS },
 		{ "io.coherentd.NoSuchDevice",         COHCTL_EXIT_NO_DEVICE },
 	};
 
@@ -394,10 +414,12 @@ enum {
 	_COL_MAX,
 };
 
-static const struct {
+typedef struct Column {
 	const char *title;
 	bool right;  /* numbers align right */
-} device_columns[_COL_MAX] = {
+} Column;
+
+static const Column device_columns[_COL_MAX] = {
 	[COL_NAME] = { "NAME", false },
 	[COL_KIND] = { "KIND", false },
 	[COL_NODE] = { "NODE", true },
@@ -409,21 +431,65 @@ static const struct {
 	[COL_CONFIGURED] = { "CONFIGURED", false },
 };
 
-#define CELL_MAX 64
+#define CELL_MAX 256
 
-static void print_row(char cells[_COL_MAX][CELL_MAX], const size_t *width)
+/*
+ * cells: n_rows rows of n_cols cells each, row 0 the column titles (filled in
+ * here); the header only with the legend.
+ */
+static void print_table(const Column *cols, size_t n_cols, char (*cells)[CELL_MAX], size_t n_rows)
 {
-	for (size_t i = 0; i < _COL_MAX; i++) {
-		bool last = i == _COL_MAX - 1;
+	_cleanup_free_ size_t *width = calloc(n_cols, sizeof(size_t));
 
-		if (device_columns[i].right)
-			printf("%*s", (int) width[i], cells[i]);
-		else if (last)
-			printf("%s", cells[i]);
-		else
-			printf("%-*s", (int) width[i], cells[i]);
-		printf(last ? "\n" : " ");
+	if (!width) {
+		log_oom();
+		return;
 	}
+	for (size_t j = 0; j < n_cols; j++)
+		snprintf(cells[j], CELL_MAX, "%s", cols[j].title);
+	for (size_t i = arg_legend ? 0 : 1; i < n_rows; i++)
+		for (size_t j = 0; j < n_cols; j++)
+			width[j] = MAX(width[j], strlen(cells[i * n_cols + j]));
+	for (size_t i = arg_legend ? 0 : 1; i < n_rows; i++)
+		for (size_t j = 0; j < n_cols; j++) {
+			const char *c = cells[i * n_cols + j];
+			bool last = j == n_cols - 1;
+
+			if (cols[j].right)
+				printf("%*s", (int) width[j], c);
+			else if (last)
+				printf("%s", c);
+			else
+				printf("%-*s", (int) width[j], c);
+			printf(last ? "\n" : " ");
+		}
+}
+
+/*
+ * Call a method that answers with a list in field: the exit code, with
+ * *ret_reply (to put) and *ret_list borrowed from it; *ret_list is NULL when
+ * --json printed the reply already.
+ */
+static int call_list(const char *method, const char *field, json_object **ret_reply,
+		     json_object **ret_list)
+{
+	json_object *reply = NULL, *list;
+	int r;
+
+	*ret_reply = *ret_list = NULL;
+	r = call(method, NULL, &reply);
+	if (r != COHCTL_EXIT_SUCCESS)
+		return r;
+	*ret_reply = reply;
+	if (arg_json != JSON_OFF)
+		return print_json(reply);
+	if (!json_object_object_get_ex(reply, field, &list) ||
+	    !json_object_is_type(list, json_type_array)) {
+		reply_malformed(method, field);
+		return COHCTL_EXIT_FAILURE;
+	}
+	*ret_list = list;
+	return COHCTL_EXIT_SUCCESS;
 }
 
 static int verb_devices(int argc, char **argv)
@@ -431,21 +497,12 @@ static int verb_devices(int argc, char **argv)
 	static const char *method = "io.coherentd.ListDevices";
 	json_object *reply = NULL, *devices;
 	char (*cells)[_COL_MAX][CELL_MAX] = NULL;
-	size_t n, width[_COL_MAX] = {};
+	size_t n;
 	int ret = COHCTL_EXIT_FAILURE, r;
 
-	r = call(method, NULL, &reply);
-	if (r != COHCTL_EXIT_SUCCESS)
-		return r;
-
-	if (arg_json != JSON_OFF) {
-		ret = print_json(reply);
-		goto finish;
-	}
-
-	if (!json_object_object_get_ex(reply, "devices", &devices) ||
-	    !json_object_is_type(devices, json_type_array)) {
-		reply_malformed(method, "devices");
+	r = call_list(method, "devices", &reply, &devices);
+	if (r != COHCTL_EXIT_SUCCESS || !devices) {
+		ret = r;
 		goto finish;
 	}
 	n = json_object_array_length(devices);
@@ -456,9 +513,6 @@ static int verb_devices(int argc, char **argv)
 		log_oom();
 		goto finish;
 	}
-	for (size_t i = 0; i < _COL_MAX; i++)
-		snprintf(cells[0][i], CELL_MAX, "%s", device_columns[i].title);
-
 	for (size_t i = 0; i < n; i++) {
 		json_object *d = json_object_array_get_idx(devices, i);
 		char (*row)[CELL_MAX] = cells[i + 1];
@@ -515,12 +569,7 @@ static int verb_devices(int argc, char **argv)
 		snprintf(row[COL_CONFIGURED], CELL_MAX, "%s", configured ? "yes" : "no");
 	}
 
-	for (size_t i = arg_legend ? 0 : 1; i <= n; i++)
-		for (size_t j = 0; j < _COL_MAX; j++)
-			width[j] = MAX(width[j], strlen(cells[i][j]));
-
-	for (size_t i = arg_legend ? 0 : 1; i <= n; i++)
-		print_row(cells[i], width);
+	print_table(device_columns, _COL_MAX, cells[0], n + 1);
 
 	if (arg_legend) {
 		if (n == 0)
@@ -896,6 +945,444 @@ finish:
 	return ret;
 }
 
+/* ------------------------------------------------------------------ policy */
+
+/* {"pid": N} / {"cgroup": PATH} / {"job": ID} from exactly one of --pid, --cgroup and --job. */
+static int target_ref(const char *what, json_object **ret)
+{
+	unsigned given = arg_given & (OPT_PID | OPT_CGROUP | OPT_JOB);
+	json_object *t;
+
+	if (given == 0 || (given & (given - 1))) {
+		log_error("%s needs exactly one of --pid=PID, --cgroup=PATH and --job=ID.", what);
+		return COHCTL_EXIT_USAGE;
+	}
+	t = json_object_new_object();
+	if (!t) {
+		log_oom();
+		return COHCTL_EXIT_FAILURE;
+	}
+	if (given & OPT_PID)
+		json_object_object_add(t, "pid", json_object_new_int((int) arg_pid));
+	else if (given & OPT_CGROUP)
+		json_object_object_add(t, "cgroup", json_object_new_string(arg_cgroup));
+	else
+		json_object_object_add(t, "job", json_object_new_int64((int64_t) arg_job));
+	*ret = t;
+	return COHCTL_EXIT_SUCCESS;
+}
+
+/*
+ * POLICY with --quota and --priority applied, checked with the daemon's own
+ * parser: the canonical string in buf, or exit code 2 with a message.
+ */
+static int policy_string(const char *policy, char *buf, size_t l)
+{
+	const char *why = NULL;
+	PolicySpec spec;
+	int r;
+
+	r = policy_spec_parse(policy, &spec, &why);
+	if (r < 0) {
+		log_error("Invalid policy '%s': %s.", policy,
+			  why ?: "expected system, bind:DEVICE or hot:DEVICE, optionally with "
+				 ",quota=SIZE and ,priority=N");
+		return COHCTL_EXIT_USAGE;
+	}
+	if ((arg_given & (OPT_QUOTA | OPT_PRIORITY)) && spec.kind == POLICY_KIND_SYSTEM) {
+		log_error("--quota and --priority do not apply to the system policy.");
+		return COHCTL_EXIT_USAGE;
+	}
+	if (arg_given & OPT_QUOTA)
+		spec.quota = arg_quota;
+	if (arg_given & OPT_PRIORITY)
+		spec.priority = arg_priority;
+	policy_spec_format(&spec, buf, l);
+	return COHCTL_EXIT_SUCCESS;
+}
+
+static int policy_set(const char *policy)
+{
+	static const char *method = "io.coherentd.SetPolicy";
+	json_object *p = NULL, *t = NULL, *reply = NULL;
+	const char *target, *canonical;
+	char buf[128];
+	int64_t id;
+	int r;
+
+	r = policy_string(policy, buf, sizeof(buf));
+	if (r != COHCTL_EXIT_SUCCESS)
+		return r;
+	r = target_ref("policy set", &t);
+	if (r != COHCTL_EXIT_SUCCESS)
+		return r;
+	p = json_object_new_object();
+	if (!p) {
+		json_object_put(t);
+		log_oom();
+		return COHCTL_EXIT_FAILURE;
+	}
+	json_object_object_add(p, "target", t);
+	json_object_object_add(p, "policy", json_object_new_string(buf));
+	r = call(method, p, &reply);
+	json_object_put(p);
+	if (r != COHCTL_EXIT_SUCCESS)
+		return r;
+
+	if (arg_json != JSON_OFF)
+		r = print_json(reply);
+	else if (get_int(reply, method, "id", &id) < 0 ||
+		 get_string(reply, method, "target", &target) < 0 ||
+		 get_string(reply, method, "policy", &canonical) < 0)
+		r = COHCTL_EXIT_FAILURE;
+	else
+		printf("Policy %s set for %s (id %" PRIi64 ").\n", canonical, target, id);
+	json_object_put(reply);
+	return r;
+}
+
+static int policy_clear(void)
+{
+	static const char *method = "io.coherentd.ClearPolicy";
+	json_object *p, *t = NULL, *reply = NULL;
+	int r;
+
+	r = target_ref("policy clear", &t);
+	if (r != COHCTL_EXIT_SUCCESS)
+		return r;
+	p = json_object_new_object();
+	if (!p) {
+		json_object_put(t);
+		log_oom();
+		return COHCTL_EXIT_FAILURE;
+	}
+	json_object_object_add(p, "target", t);
+	r = call(method, p, &reply);
+	json_object_put(p);
+	if (r != COHCTL_EXIT_SUCCESS)
+		return r;
+	if (arg_json != JSON_OFF)
+		r = print_json(reply);
+	else if (arg_given & OPT_PID)
+		printf("Policy of pid:%d cleared.\n", (int) arg_pid);
+	else if (arg_given & OPT_CGROUP)
+		printf("Policy of cgroup:%s cleared.\n", arg_cgroup);
+	else
+		printf("Policy of job:%" PRIu64 " cleared.\n", arg_job);
+	json_object_put(reply);
+	return r;
+}
+
+enum {
+	PCOL_TARGET, PCOL_POLICY, PCOL_OWNER, PCOL_PIDS, PCOL_TRACKER, PCOL_DEVICE, PCOL_HOT,
+	PCOL_TRACKED, PCOL_PROMOTED, PCOL_DEMOTED, PCOL_EVICTED, PCOL_TICKS,
+	_PCOL_MAX,
+};
+
+static const Column policy_columns[_PCOL_MAX] = {
+	[PCOL_TARGET] = { "TARGET", false },
+	[PCOL_POLICY] = { "POLICY", false },
+	[PCOL_OWNER] = { "OWNER", true },
+	[PCOL_PIDS] = { "PIDS", true },
+	[PCOL_TRACKER] = { "TRACKER", false },
+	[PCOL_DEVICE] = { "DEVICE", true },
+	[PCOL_HOT] = { "HOT", true },
+	[PCOL_TRACKED] = { "TRACKED", true },
+	[PCOL_PROMOTED] = { "PROMOTED", true },
+	[PCOL_DEMOTED] = { "DEMOTED", true },
+	[PCOL_EVICTED] = { "EVICTED", true },
+	[PCOL_TICKS] = { "TICKS", true },
+};
+
+static int policy_list(void)
+{
+	static const char *method = "io.coherentd.ListPolicies";
+	static const struct {
+		int col;
+		const char *field;
+	} sizes[] = {
+		{ PCOL_DEVICE, "device_bytes" },
+		{ PCOL_HOT, "hot_bytes" },
+		{ PCOL_TRACKED, "tracked_bytes" },
+		{ PCOL_PROMOTED, "promoted_bytes" },
+		{ PCOL_DEMOTED, "demoted_bytes" },
+		{ PCOL_EVICTED, "evicted_bytes" },
+	};
+	json_object *reply = NULL, *list;
+	char (*cells)[_PCOL_MAX][CELL_MAX] = NULL;
+	size_t n;
+	int r, ret = COHCTL_EXIT_FAILURE;
+
+	r = call_list(method, "policies", &reply, &list);
+	if (r != COHCTL_EXIT_SUCCESS || !list) {
+		ret = r;
+		goto finish;
+	}
+	n = json_object_array_length(list);
+	cells = calloc(n + 1, sizeof(*cells));
+	if (!cells) {
+		log_oom();
+		goto finish;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(list, i);
+		char (*row)[CELL_MAX] = cells[i + 1];
+		const char *target, *policy, *tracker;
+		uint64_t owner, n_pids, ticks, v;
+
+		if (!json_object_is_type(e, json_type_object)) {
+			reply_malformed(method, "policies");
+			goto finish;
+		}
+		if (get_string(e, method, "target", &target) < 0 ||
+		    get_string(e, method, "policy", &policy) < 0 ||
+		    get_string(e, method, "tracker", &tracker) < 0 ||
+		    get_uint(e, method, "owner", &owner) < 0 ||
+		    get_uint(e, method, "n_pids", &n_pids) < 0 ||
+		    get_uint(e, method, "ticks", &ticks) < 0)
+			goto finish;
+		snprintf(row[PCOL_TARGET], CELL_MAX, "%s", target);
+		snprintf(row[PCOL_POLICY], CELL_MAX, "%s", policy);
+		snprintf(row[PCOL_OWNER], CELL_MAX, "%" PRIu64, owner);
+		snprintf(row[PCOL_PIDS], CELL_MAX, "%" PRIu64, n_pids);
+		snprintf(row[PCOL_TRACKER], CELL_MAX, "%s", tracker);
+		snprintf(row[PCOL_TICKS], CELL_MAX, "%" PRIu64, ticks);
+		for (size_t k = 0; k < ELEMENTSOF(sizes); k++) {
+			if (get_uint(e, method, sizes[k].field, &v) < 0)
+				goto finish;
+			format_bytes(row[sizes[k].col], CELL_MAX, v);
+		}
+	}
+	print_table(policy_columns, _PCOL_MAX, cells[0], n + 1);
+	if (arg_legend) {
+		if (n == 0)
+			printf("\nNo policies set.\n");
+		else
+			printf("\n%zu polic%s listed.\n", n, n == 1 ? "y" : "ies");
+	}
+	ret = COHCTL_EXIT_SUCCESS;
+finish:
+	free(cells);
+	json_object_put(reply);
+	return ret;
+}
+
+static int verb_policy(int argc, char **argv)
+{
+	const char *sub = argv[1];
+
+	if (streq(sub, "set")) {
+		if (argc != 3) {
+			log_error("policy set needs a POLICY, e.g. hot:gpu0 or bind:node1,quota=2G.");
+			return COHCTL_EXIT_USAGE;
+		}
+		return policy_set(argv[2]);
+	}
+	if (!streq(sub, "clear") && !streq(sub, "list")) {
+		log_error("Unknown policy command '%s': expected set, clear or list.", sub);
+		return COHCTL_EXIT_USAGE;
+	}
+	if (argc != 2) {
+		log_error("Wrong number of arguments for 'policy %s'.", sub);
+		return COHCTL_EXIT_USAGE;
+	}
+	if (arg_given & (OPT_QUOTA | OPT_PRIORITY)) {
+		log_error("--quota and --priority belong to 'policy set'.");
+		return COHCTL_EXIT_USAGE;
+	}
+	if (streq(sub, "clear"))
+		return policy_clear();
+	if (arg_given & (OPT_PID | OPT_CGROUP | OPT_JOB)) {
+		log_error("'policy list' takes no --pid, --cgroup or --job: it lists every policy.");
+		return COHCTL_EXIT_USAGE;
+	}
+	return policy_list();
+}
+
+/* ------------------------------------------------------------------ record */
+
+static RecordedTick *rec_ticks = NULL;
+static size_t rec_n_ticks = 0;
+static bool rec_failed = false;
+
+static void recorded_ticks_free(void)
+{
+	for (size_t i = 0; i < rec_n_ticks; i++)
+		free(rec_ticks[i].regions);
+	free(rec_ticks);
+	rec_ticks = NULL;
+	rec_n_ticks = 0;
+}
+
+/* One tick's reply of io.coherentd.Record (a ProgressFn): kept for the trace. */
+static void record_collect(json_object *reply)
+{
+	static const char *method = "io.coherentd.Record";
+	json_object *list;
+	RecordedTick *x, *k;
+	size_t n;
+
+	if (rec_failed)
+		return;
+	x = realloc(rec_ticks, (rec_n_ticks + 1) * sizeof(RecordedTick));
+	if (!x) {
+		log_oom();
+		rec_failed = true;
+		return;
+	}
+	rec_ticks = x;
+	k = &rec_ticks[rec_n_ticks];
+	*k = (RecordedTick) {};
+	if (get_uint(reply, method, "tick", &k->tick) < 0)
+		goto malformed;
+	if (!json_object_object_get_ex(reply, "regions", &list) ||
+	    !json_object_is_type(list, json_type_array)) {
+		reply_malformed(method, "regions");
+		goto malformed;
+	}
+	n = json_object_array_length(list);
+	k->regions = calloc(n ?: 1, sizeof(RecordedRegion));
+	if (!k->regions) {
+		log_oom();
+		rec_failed = true;
+		return;
+	}
+	rec_n_ticks++;
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_array_get_idx(list, i);
+		RecordedRegion *g = &k->regions[i];
+
+		if (!json_object_is_type(e, json_type_object) ||
+		    get_uint(e, method, "start", &g->start) < 0 ||
+		    get_uint(e, method, "length", &g->length) < 0 ||
+		    get_uint(e, method, "heat", &g->heat) < 0)
+			goto malformed;
+		k->n_regions++;
+	}
+	return;
+malformed:
+	rec_failed = true;
+}
+
+static int record_write(const Trace *t, const char *path)
+{
+	_cleanup_fclose_ FILE *f = NULL;
+	int r;
+
+	if (streq(path, "-"))
+		return trace_write(t, stdout);
+	f = fopen(path, "we");
+	if (!f)
+		return log_error_errno(errno, "Failed to open %s: %m", path);
+	r = trace_write(t, f);
+	if (r >= 0 && fflush(f) != 0)
+		r = -errno;
+	if (r < 0) {
+		log_error_errno(r, "Failed to write %s: %m", path);
+		(void) unlink(path);
+	}
+	return r;
+}
+
+static int verb_record(int argc, char **argv)
+{
+	static const char *method = "io.coherentd.Record";
+	json_object *p = NULL, *reply = NULL, *v;
+	long ps = sysconf(_SC_PAGESIZE);
+	bool exited = false, to_stdout;
+	Trace *t = NULL;
+	uint64_t timeout;
+	int r, ret = COHCTL_EXIT_FAILURE;
+
+	if ((arg_given & (OPT_PID | OPT_DURATION | OPT_OUTPUT)) != (OPT_PID | OPT_DURATION | OPT_OUTPUT)) {
+		log_error("record needs --pid=PID, --duration=DURATION and -o FILE.");
+		return COHCTL_EXIT_USAGE;
+	}
+	to_stdout = streq(arg_output, "-");
+	if (to_stdout && arg_json != JSON_OFF) {
+		log_error("record -o - writes the trace to standard output: no room for --json there.");
+		return COHCTL_EXIT_USAGE;
+	}
+	p = json_object_new_object();
+	if (!p) {
+		log_oom();
+		return COHCTL_EXIT_FAILURE;
+	}
+	json_object_object_add(p, "pid", json_object_new_int((int) arg_pid));
+	json_object_object_add(p, "duration_usec", json_object_new_int64((int64_t) arg_duration_usec));
+
+	/* A reply per tick and the last one after the duration: wait that long, and some. */
+	timeout = arg_timeout_set ? arg_timeout_usec : arg_duration_usec + COHCTL_DEFAULT_TIMEOUT_USEC;
+	r = call_full(method, p, timeout, record_collect, &reply);
+	json_object_put(p);
+	if (r != COHCTL_EXIT_SUCCESS) {
+		ret = r;
+		goto finish;
+	}
+	if (rec_failed)
+		goto finish;
+	if (json_object_object_get_ex(reply, "target_exited", &v) && v) {
+		if (!json_object_is_type(v, json_type_boolean)) {
+			reply_malformed(method, "target_exited");
+			goto finish;
+		}
+		exited = json_object_get_boolean(v);
+	}
+
+	r = record_build_trace(rec_ticks, rec_n_ticks, ps > 0 ? (uint64_t) ps : 4096, &t);
+	if (r == -ENODATA) {
+		log_error("No regions of PID %d were recorded in %" PRIu64 " tick%s%s: record for "
+			  "longer than the daemon's tick (TickSec=).", (int) arg_pid, (uint64_t) rec_n_ticks,
+			  rec_n_ticks == 1 ? "" : "s", exited ? " (the process exited)" : "");
+		goto finish;
+	}
+	if (r == -EINVAL) {
+		log_error("Malformed reply to %s from coherentd: overlapping or invalid regions, or "
+			  "ticks out of order.", method);
+		goto finish;
+	}
+	if (r < 0) {
+		log_error_errno(r, "Failed to build the trace: %m");
+		goto finish;
+	}
+	if (record_write(t, arg_output) < 0)
+		goto finish;
+	if (trace_total_accesses(t) == 0)
+		log_warning("Warning: every region had heat 0: the process did not touch its memory, "
+			    "or coherentd has no access tracker (Tracker=none, see coherentd.conf(5)).");
+
+	if (arg_json != JSON_OFF) {
+		json_object *o = json_object_new_object();
+
+		if (!o) {
+			log_oom();
+			goto finish;
+		}
+		json_object_object_add(o, "pid", json_object_new_int((int) arg_pid));
+		json_object_object_add(o, "ticks", json_object_new_int64((int64_t) rec_n_ticks));
+		json_object_object_add(o, "regions", json_object_new_int64((int64_t) t->n_regions));
+		json_object_object_add(o, "accesses",
+				       json_object_new_int64((int64_t) trace_total_accesses(t)));
+		json_object_object_add(o, "target_exited", json_object_new_boolean(exited));
+		json_object_object_add(o, "output", json_object_new_string(arg_output));
+		ret = print_json(o);
+		json_object_put(o);
+	} else {
+		fprintf(to_stdout ? stderr : stdout,
+			"Recorded %zu tick%s of PID %d: %zu regions, %" PRIu64 " estimated page "
+			"accesses%s%s%s.\n", rec_n_ticks, rec_n_ticks == 1 ? "" : "s", (int) arg_pid,
+			t->n_regions, trace_total_accesses(t),
+			exited ? "; the process exited" : "", to_stdout ? "" : ", written to ",
+			to_stdout ? "" : arg_output);
+		ret = COHCTL_EXIT_SUCCESS;
+	}
+finish:
+	trace_free(t);
+	recorded_ticks_free();
+	json_object_put(reply);
+	return ret;
+}
+
 static int help(void)
 {
 	printf("%s [OPTIONS...] COMMAND\n"
@@ -910,6 +1397,16 @@ static int help(void)
 	       "  residency --pid=PID [--verbose]\n"
 	       "                         Show where a process's memory is\n"
 	       "  stats                  Per-device migration counters since start\n"
+	       "  policy set (--pid=PID | --cgroup=PATH | --job=ID) POLICY [--quota=SIZE]\n"
+	       "             [--priority=N]\n"
+	       "                         Place a process's, cgroup's or Slurm job's memory by\n"
+	       "                         POLICY: system, bind:DEVICE or hot:DEVICE\n"
+	       "  policy clear (--pid=PID | --cgroup=PATH | --job=ID)\n"
+	       "                         Drop a target's policy\n"
+	       "  policy list            Show the policies and what the daemon did with them\n"
+	       "  record --pid=PID --duration=DURATION -o FILE\n"
+	       "                         Record what the access tracker sees of a process as a\n"
+	       "                         trace for simulate (- for standard output)\n"
 	       "  simulate --trace=FILE [--config=FILE] [--device-size=SIZE] [--json]\n"
 	       "                         Replay an access trace through the policy engine, an\n"
 	       "                         oracle and two baselines (no daemon needed)\n"
@@ -926,7 +1423,8 @@ static int help(void)
 	       "     --socket=PATH       Daemon socket (default: $COHCTL_SOCKET or\n"
 	       "                         " COHCTL_DEFAULT_SOCKET ")\n"
 	       "     --timeout=DURATION  Give up on a daemon that does not answer (default 25s,\n"
-	       "                         for migrate infinity; \"infinity\" to wait forever)\n"
+	       "                         for migrate infinity, for record the duration and\n"
+	       "                         25s more between ticks; \"infinity\" to wait forever)\n"
 	       "\n"
 	       "Options of migrate and residency:\n"
 	       "  -p --pid=PID           The process\n"
@@ -936,8 +1434,17 @@ static int help(void)
 	       "     --dry-run           Report what would move, move nothing\n"
 	       "  -v --verbose           residency: also per mapping\n"
 	       "\n"
+	       "Options of policy and record:\n"
+	       "     --cgroup=PATH       A cgroup v2 directory, below the cgroup2 mount\n"
+	       "     --job=ID            A Slurm job\n"
+	       "     --quota=SIZE        policy set: at most SIZE bytes on the device\n"
+	       "     --priority=N        policy set: -1000..1000, higher first (default 0)\n"
+	       "     --duration=DURATION record: how long, e.g. 30s, 5min (at most 1d)\n"
+	       "  -o --output=FILE       record: where to write the trace\n"
+	       "\n"
 	       "Exit status: 0 success, 1 failure or error reply, 2 usage error or invalid\n"
-	       "parameter, 3 no such process (or not migratable, nothing mapped), 4 permission\n"
+	       "parameter, 3 no such process (or not migratable, nothing mapped, no such target\n"
+	       "or cgroup), 4 permission\n"
 	       "denied, 5 no such device, 69 coherentd not running or not answering. See cohctl(8).\n",
 	       program_invocation_short_name);
 	return COHCTL_EXIT_SUCCESS;
@@ -962,6 +1469,8 @@ static const Verb verbs[] = {
 	{ "migrate",   1, 1, false, OPT_PID | OPT_RANGE | OPT_ALL | OPT_TO | OPT_DRY_RUN, verb_migrate },
 	{ "residency", 1, 1, false, OPT_PID | OPT_VERBOSE, verb_residency },
 	{ "stats",     1, 1, false, 0, verb_stats },
+	{ "policy",    2, 3, false, OPT_PID | OPT_CGROUP | OPT_JOB | OPT_QUOTA | OPT_PRIORITY, verb_policy },
+	{ "record",    1, 1, false, OPT_PID | OPT_DURATION | OPT_OUTPUT, verb_record },
 	{ "help",      1, 1, false, 0, verb_help },
 	/* Offline, options after the verb: main() hands them over before parse_argv(). */
 	{ "simulate",       1, 1, false, 0, verb_simulate },
@@ -978,6 +1487,12 @@ static const char *option_name(unsigned opt)
 	case OPT_TO:      return "--to";
 	case OPT_DRY_RUN: return "--dry-run";
 	case OPT_VERBOSE: return "--verbose";
+	case OPT_CGROUP:  return "--cgroup";
+	case OPT_JOB:     return "--job";
+	case OPT_QUOTA:   return "--quota";
+	case OPT_PRIORITY: return "--priority";
+	case OPT_DURATION: return "--duration";
+	case OPT_OUTPUT:  return "--output";
 	default:          return "?";
 	}
 }
@@ -1005,7 +1520,7 @@ static int dispatch_verb(int argc, char **argv)
 		log_error("Wrong number of arguments for '%s'.", v->name);
 		return COHCTL_EXIT_USAGE;
 	}
-	for (unsigned o = 1; o <= OPT_VERBOSE; o <<= 1)
+	for (unsigned o = 1; o <= _OPT_LAST; o <<= 1)
 		if ((arg_given & o) && !(v->options & o)) {
 			log_error("Option %s is not valid for '%s'.", option_name(o), v->name);
 			return COHCTL_EXIT_USAGE;
@@ -1070,6 +1585,11 @@ static int parse_argv(int argc, char **argv)
 		ARG_RANGE,
 		ARG_ALL,
 		ARG_DRY_RUN,
+		ARG_CGROUP,
+		ARG_JOB,
+		ARG_QUOTA,
+		ARG_PRIORITY,
+		ARG_DURATION,
 	};
 	static const struct option options[] = {
 		{ "help",      no_argument,       NULL, 'h' },
@@ -1084,6 +1604,12 @@ static int parse_argv(int argc, char **argv)
 		{ "to",        required_argument, NULL, 't' },
 		{ "dry-run",   no_argument,       NULL, ARG_DRY_RUN },
 		{ "verbose",   no_argument,       NULL, 'v' },
+		{ "cgroup",    required_argument, NULL, ARG_CGROUP },
+		{ "job",       required_argument, NULL, ARG_JOB },
+		{ "quota",     required_argument, NULL, ARG_QUOTA },
+		{ "priority",  required_argument, NULL, ARG_PRIORITY },
+		{ "duration",  required_argument, NULL, ARG_DURATION },
+		{ "output",    required_argument, NULL, 'o' },
 		{}
 	};
 	const char *e;
@@ -1098,7 +1624,7 @@ static int parse_argv(int argc, char **argv)
 	 * (cohctl devices --json), as with systemctl. Verb-specific options are
 	 * checked against the verb in dispatch_verb().
 	 */
-	while ((c = getopt_long(argc, argv, "hjp:t:v", options, NULL)) >= 0)
+	while ((c = getopt_long(argc, argv, "hjp:t:vo:", options, NULL)) >= 0)
 		switch (c) {
 		case 'h':
 			help();
@@ -1182,6 +1708,56 @@ static int parse_argv(int argc, char **argv)
 		case 'v':
 			arg_verbose = true;
 			arg_given |= OPT_VERBOSE;
+			break;
+		case ARG_CGROUP:
+			if (isempty(optarg)) {
+				log_error("--cgroup needs a cgroup path such as /system.slice/foo.service.");
+				return COHCTL_EXIT_USAGE;
+			}
+			arg_cgroup = optarg;
+			arg_given |= OPT_CGROUP;
+			break;
+		case ARG_JOB:
+			r = safe_atou64(optarg, &arg_job);
+			if (r < 0 || arg_job == 0 || arg_job > INT64_MAX - 1) {
+				log_error("Invalid --job '%s': expected a Slurm job id above 0.", optarg);
+				return COHCTL_EXIT_USAGE;
+			}
+			arg_given |= OPT_JOB;
+			break;
+		case ARG_QUOTA:
+			r = parse_size(optarg, &arg_quota);
+			if (r < 0 || arg_quota == 0) {
+				log_error("Invalid --quota '%s': expected a size such as 2G or 512M.", optarg);
+				return COHCTL_EXIT_USAGE;
+			}
+			arg_given |= OPT_QUOTA;
+			break;
+		case ARG_PRIORITY:
+			r = safe_atoi(optarg, &arg_priority);
+			if (r < 0 || arg_priority < TARGET_PRIORITY_MIN || arg_priority > TARGET_PRIORITY_MAX) {
+				log_error("Invalid --priority '%s': expected an integer from %d to %d.", optarg,
+					  TARGET_PRIORITY_MIN, TARGET_PRIORITY_MAX);
+				return COHCTL_EXIT_USAGE;
+			}
+			arg_given |= OPT_PRIORITY;
+			break;
+		case ARG_DURATION:
+			r = parse_duration(optarg, &arg_duration_usec);
+			if (r < 0 || arg_duration_usec == 0 || arg_duration_usec > COHCTL_RECORD_MAX_USEC) {
+				log_error("Invalid --duration '%s': expected a duration from 1us to 1d, "
+					  "such as 30s or 5min.", optarg);
+				return COHCTL_EXIT_USAGE;
+			}
+			arg_given |= OPT_DURATION;
+			break;
+		case 'o':
+			if (isempty(optarg)) {
+				log_error("--output needs a file name, or - for standard output.");
+				return COHCTL_EXIT_USAGE;
+			}
+			arg_output = optarg;
+			arg_given |= OPT_OUTPUT;
 			break;
 		case '?':
 			/* getopt_long() already said what is wrong. */

@@ -350,6 +350,161 @@ int api_parse_residency(json_object *parameters, pid_t *ret_pid, bool *ret_verbo
 	return param_bool(parameters, "verbose", ret_verbose, err);
 }
 
+static int param_positive(json_object *p, const char *key, const char *name, int64_t max,
+			  int64_t *ret, ApiParamError *err)
+{
+	json_object *v = param_get(p, key);
+	int64_t x;
+
+	if (!v)
+		return 0;
+	if (!json_object_is_type(v, json_type_int))
+		return param_error(err, name, "must be an integer");
+	/* json-c saturates at INT64_MAX: such a value cannot be told from a real one. */
+	x = json_object_get_int64(v);
+	if (x <= 0 || x > max || x == INT64_MAX)
+		return param_error(err, name, "out of range");
+	*ret = x;
+	return 1;
+}
+
+int api_parse_target_ref(json_object *ref, TargetKey *ret, ApiParamError *err)
+{
+	static const char *const known[] = { "pid", "cgroup", "job", NULL };
+	TargetKey key = {};
+	json_object *v;
+	int64_t x = 0;
+	int n = 0, r;
+
+	if (!ref)
+		return param_error(err, "target", "missing: give one of pid, cgroup and job");
+	if (!json_object_is_type(ref, json_type_object))
+		return param_error(err, "target", "must be an object with one of pid, cgroup and job");
+	json_object_object_foreach(ref, k, val) {
+		bool found = false;
+
+		(void) val;
+		for (const char *const *i = known; *i; i++)
+			if (streq(*i, k))
+				found = true;
+		if (!found)
+			return param_error(err, "target", "unknown field: give one of pid, cgroup and job");
+	}
+
+	r = param_positive(ref, "pid", "target.pid", INT_MAX, &x, err);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		key.kind = TARGET_PID;
+		key.pid = (pid_t) x;
+		n++;
+	}
+	r = param_positive(ref, "job", "target.job", INT64_MAX, &x, err);
+	if (r < 0)
+		return r;
+	if (r > 0) {
+		key.kind = TARGET_JOB;
+		key.job = (uint64_t) x;
+		n++;
+	}
+	v = param_get(ref, "cgroup");
+	if (v) {
+		const char *path;
+
+		if (!json_object_is_type(v, json_type_string))
+			return param_error(err, "target.cgroup", "must be a string");
+		path = json_object_get_string(v);
+		if (strlen(path) != (size_t) json_object_get_string_len(v))
+			return param_error(err, "target.cgroup", "contains a NUL byte");
+		n++;
+		if (n > 1)
+			return param_error(err, "target", "give only one of pid, cgroup and job");
+		key.kind = TARGET_CGROUP;
+		r = cgroup_path_normalize(path, &key.cgroup);
+		if (r == -ENOMEM)
+			return r;
+		if (r < 0)
+			return param_error(err, "target.cgroup",
+					   "not a cgroup path (empty, \".\" or \"..\" components, "
+					   "or too long)");
+	}
+	if (n == 0)
+		return param_error(err, "target", "missing: give one of pid, cgroup and job");
+	if (n > 1)
+		return param_error(err, "target", "give only one of pid, cgroup and job");
+	*ret = key;
+	return 0;
+}
+
+int api_parse_set_policy(json_object *parameters, SetPolicyParams *ret, ApiParamError *err)
+{
+	static const char *const known[] = { "target", "policy", NULL };
+	SetPolicyParams sp = {};
+	const char *s, *why = NULL;
+	json_object *v;
+	int r;
+
+	r = check_known(parameters, known, err);
+	if (r < 0)
+		return r;
+	v = param_get(parameters, "policy");
+	if (!v)
+		return param_error(err, "policy", "missing: e.g. \"hot:gpu0,quota=2G\"");
+	if (!json_object_is_type(v, json_type_string))
+		return param_error(err, "policy", "must be a string");
+	s = json_object_get_string(v);
+	if (strlen(s) != (size_t) json_object_get_string_len(v))
+		return param_error(err, "policy", "contains a NUL byte");
+	r = policy_spec_parse(s, &sp.policy, &why);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return param_error(err, "policy", why ?: "not a policy");
+
+	r = api_parse_target_ref(param_get(parameters, "target"), &sp.target, err);
+	if (r < 0)
+		return r;
+	*ret = sp;
+	return 0;
+}
+
+int api_parse_clear_policy(json_object *parameters, TargetKey *ret, ApiParamError *err)
+{
+	static const char *const known[] = { "target", NULL };
+	int r;
+
+	r = check_known(parameters, known, err);
+	if (r < 0)
+		return r;
+	return api_parse_target_ref(param_get(parameters, "target"), ret, err);
+}
+
+int api_parse_record(json_object *parameters, pid_t *ret_pid, uint64_t *ret_duration_usec,
+		     ApiParamError *err)
+{
+	static const char *const known[] = { "pid", "duration_usec", NULL };
+	int64_t d = 0;
+	pid_t pid;
+	int r;
+
+	r = check_known(parameters, known, err);
+	if (r < 0)
+		return r;
+	r = param_pid(parameters, &pid, err);
+	if (r < 0)
+		return r;
+	r = param_positive(parameters, "duration_usec", "duration_usec",
+			   (int64_t) API_RECORD_DURATION_MAX_USEC, &d, err);
+	if (r < 0)
+		return param_error(err, "duration_usec", "must be an integer from 1 to 86400000000 "
+				   "(a day)");
+	if (r == 0)
+		return param_error(err, "duration_usec", "missing");
+	*ret_pid = pid;
+	*ret_duration_usec = (uint64_t) d;
+	return 0;
+}
+
 /* ------------------------------------------------------------------ errors */
 
 static int reply_invalid(VarlinkConnection *c, const ApiParamError *err)
@@ -1121,11 +1276,618 @@ static int method_get_stats(VarlinkConnection *c, json_object *parameters, void 
 	return varlink_reply(c, reply);
 }
 
+/* ------------------------------------------------------------------ policies */
+
+static json_object *json_string_or_null(const char *s)
+{
+	return s ? json_object_new_string(s) : NULL;
+}
+
+json_object *api_policy_entry(const Target *t, const PlacementTargetStatus *st)
+{
+	static const PlacementTargetStatus none = { .tracker = "none" };
+	json_object *o = json_object_new_object();
+	char tbuf[PATH_MAX + 16], pbuf[128];
+	int r = 0;
+
+	if (!o)
+		return NULL;
+	if (!st)
+		st = &none;
+	r |= add(o, "id", json_u64(t->id));
+	r |= add(o, "target", json_object_new_string(target_key_format(&t->key, tbuf, sizeof(tbuf))));
+	r |= add(o, "kind", json_object_new_string(target_kind_to_string(t->key.kind)));
+	switch (t->key.kind) {
+	case TARGET_PID:
+		r |= add(o, "pid", json_object_new_int((int) t->key.pid));
+		break;
+	case TARGET_CGROUP:
+		r |= add(o, "cgroup", json_object_new_string(t->key.cgroup));
+		break;
+	case TARGET_JOB:
+		r |= add(o, "job", json_u64(t->key.job));
+		if (st->cgroup)
+			r |= add(o, "job_cgroup", json_string_or_null(st->cgroup));
+		break;
+	default:
+		break;
+	}
+	r |= add(o, "owner", json_u64(t->owner));
+	r |= add(o, "policy", json_object_new_string(policy_spec_format(&t->policy, pbuf, sizeof(pbuf))));
+	r |= add(o, "set_realtime_usec", json_u64(t->set_realtime_usec));
+	r |= add(o, "n_pids", json_u64(st->n_pids));
+	r |= add(o, "tracker", json_object_new_string(st->tracker ?: "none"));
+	r |= add(o, "tracked_bytes", json_u64(st->tracked_bytes));
+	r |= add(o, "device_bytes", json_u64(st->device_bytes));
+	r |= add(o, "hot_bytes", json_u64(st->hot_bytes));
+	r |= add(o, "promoted_bytes", json_u64(st->promoted_bytes));
+	r |= add(o, "demoted_bytes", json_u64(st->demoted_bytes));
+	r |= add(o, "evicted_bytes", json_u64(st->evicted_bytes));
+	r |= add(o, "ticks", json_u64(st->ticks));
+	if (r != 0) {
+		json_object_put(o);
+		return NULL;
+	}
+	return o;
+}
+
+json_object *api_record_reply(uint64_t tick, const TrackerRegion *regions, size_t n, bool finished,
+			      bool target_exited)
+{
+	json_object *o = json_object_new_object(), *a = json_object_new_array();
+	int r = 0;
+
+	if (!o || !a)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		json_object *e = json_object_new_object();
+
+		if (array_add(a, e) < 0)
+			goto fail;
+		r |= add(e, "start", json_u64(regions[i].start));
+		r |= add(e, "length", json_u64(regions[i].length));
+		r |= add(e, "heat", json_u64(MIN(regions[i].heat, (uint64_t) TRACKER_HEAT_MAX)));
+	}
+	r |= add(o, "tick", json_u64(tick));
+	r |= add(o, "regions", a);
+	a = NULL;
+	r |= add(o, "finished", json_object_new_boolean(finished));
+	if (finished)
+		r |= add(o, "target_exited", json_object_new_boolean(target_exited));
+	if (r != 0)
+		goto fail;
+	return o;
+fail:
+	json_object_put(a);
+	json_object_put(o);
+	return NULL;
+}
+
+static int reply_target_error(VarlinkConnection *c, const char *error, const char *field,
+			      const char *value)
+{
+	json_object *p = json_object_new_object();
+
+	if (!p || add(p, field, json_object_new_string(value)) < 0) {
+		json_object_put(p);
+		return -ENOMEM;
+	}
+	return varlink_reply_error(c, error, p);
+}
+
+static int reply_no_such_target(VarlinkConnection *c, const TargetKey *key)
+{
+	char buf[PATH_MAX + 16];
+
+	return reply_target_error(c, "io.coherentd.NoSuchTarget", "target",
+				  target_key_format(key, buf, sizeof(buf)));
+}
+
+/* A failure on the daemon's side (state file, tracker): errno and a message. */
+static int reply_policy_failed(VarlinkConnection *c, int error, const char *message)
+{
+	json_object *p = json_object_new_object();
+	char buf[320];
+
+	if (isempty(message))
+		message = strerror(error < 0 ? -error : error);
+	(void) snprintf(buf, sizeof(buf), "%s", message);
+	if (!p || add(p, "errno", json_object_new_int(error < 0 ? -error : error)) < 0 ||
+	    add(p, "message", json_object_new_string(buf)) < 0) {
+		json_object_put(p);
+		return -ENOMEM;
+	}
+	return varlink_reply_error(c, "io.coherentd.PolicyFailed", p);
+}
+
+/* 1 with *ret_uid, or 0 after a PermissionDenied for a caller whose credentials are unknown. */
+static int caller_uid(VarlinkConnection *c, const char *what, uid_t *ret_uid)
+{
+	int r;
+
+	r = varlink_connection_get_peer(c, NULL, ret_uid, NULL);
+	if (r >= 0)
+		return 1;
+	log_warning("Denied %s: the caller's credentials are unknown.", what);
+	r = varlink_reply_error(c, "io.coherentd.PermissionDenied", NULL);
+	return r < 0 ? r : 0;
+}
+
+/*
+ * A pid target: authorize the caller (auth.h, as Migrate) and fill in the
+ * process's start time. 1: go on; 0: an error was sent.
+ */
+static int resolve_pid_target(VarlinkConnection *c, Manager *m, const char *what, TargetKey *key)
+{
+	_cleanup_close_ int pidfd = -EBADF;
+	int r;
+
+	r = authorize(c, what, key->pid, &pidfd);
+	if (r <= 0)
+		return r;
+	r = pid_read_starttime(m->root, key->pid, &key->starttime);
+	/* Read after the pidfd pinned the process: a recycled pid fails the liveness check. */
+	if (r == -ESRCH || (r >= 0 && auth_pidfd_alive(pidfd) < 0))
+		r = reply_pid_error(c, "io.coherentd.NoSuchProcess", key->pid, NULL);
+	else if (r < 0) {
+		log_warning_errno(r, "Failed to read the start time of PID %d: %m", (int) key->pid);
+		r = reply_policy_failed(c, r, NULL);
+	} else
+		return 1;
+	return r < 0 ? r : 0;
+}
+
+static void log_policy_denied(const char *what, const TargetKey *key, uid_t uid)
+{
+	char buf[PATH_MAX + 16];
+
+	log_warning("Denied %s of %s for uid %u (not the owner).", what,
+		    target_key_format(key, buf, sizeof(buf)), (unsigned) uid);
+}
+
+/*
+ * A cgroup or job target: it must exist (a job's cgroup need not for root,
+ * who sets policies from Slurm's prolog before the job's cgroup is made), and
+ * the caller must own it (target_check_owner()). 1: go on; 0: an error was sent.
+ */
+static int check_group_target(VarlinkConnection *c, Manager *m, const char *what,
+			      const TargetKey *key, uid_t uid)
+{
+	_cleanup_free_ char *mount = NULL, *cgroup = NULL;
+	_cleanup_free_ pid_t *pids = NULL;
+	size_t n_pids = 0;
+	int r;
+
+	r = cgroup2_find_mount(m->root, &mount);
+	if (r < 0 && r != -ENOENT) {
+		log_warning_errno(r, "Failed to find the cgroup2 mount for %s: %m", what);
+		r = reply_policy_failed(c, r, "cannot find the cgroup2 mount");
+		return r < 0 ? r : 0;
+	}
+	if (key->kind == TARGET_CGROUP)
+		r = mount ? target_resolve_pids(m->root, mount, key, &pids, &n_pids, NULL) : -ENOENT;
+	else
+		r = mount ? cgroup_find_job(m->root, mount, key->job, &cgroup) : -ENOENT;
+	if (r == -ENOENT || r == -ESRCH) {
+		if (key->kind == TARGET_CGROUP)
+			r = reply_target_error(c, "io.coherentd.NoSuchCgroup", "cgroup", key->cgroup);
+		else if (uid == 0)
+			return 1;   /* the prolog: the job's cgroup comes later */
+		else
+			r = reply_no_such_target(c, key);
+		return r < 0 ? r : 0;
+	}
+	if (r < 0) {
+		log_warning_errno(r, "Failed to look up the cgroup of a target for %s: %m", what);
+		r = reply_policy_failed(c, r, NULL);
+		return r < 0 ? r : 0;
+	}
+	if (uid == 0)
+		return 1;
+
+	r = target_check_owner(m->root, mount, key, uid);
+	switch (r) {
+	case 0:
+		return 1;
+	case -EPERM:
+		log_policy_denied(what, key, uid);
+		r = varlink_reply_error(c, "io.coherentd.PermissionDenied", NULL);
+		break;
+	case -ENOENT:
+	case -ESRCH:
+		if (key->kind == TARGET_CGROUP)
+			r = reply_target_error(c, "io.coherentd.NoSuchCgroup", "cgroup", key->cgroup);
+		else
+			r = reply_no_such_target(c, key);
+		break;
+	default:
+		log_warning_errno(r, "Failed to check the owner of a target for %s: %m", what);
+		r = reply_policy_failed(c, r, NULL);
+		break;
+	}
+	return r < 0 ? r : 0;
+}
+
+static int method_set_policy(VarlinkConnection *c, json_object *parameters, void *userdata)
+{
+	Manager *m = userdata;
+	SetPolicyParams sp = {};
+	ApiParamError err = {};
+	char tbuf[PATH_MAX + 16], pbuf[128];
+	json_object *reply;
+	uint64_t id = 0;
+	uid_t uid;
+	int r;
+
+	r = api_parse_set_policy(parameters, &sp, &err);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return reply_invalid(c, &err);
+
+	if (sp.policy.kind != POLICY_KIND_SYSTEM &&
+	    !devices_find(m->devices, m->n_devices, sp.policy.device)) {
+		r = reply_no_such_device(c, sp.policy.device);
+		goto finish;
+	}
+	r = caller_uid(c, "policy set", &uid);
+	if (r <= 0)
+		goto finish;
+	if (sp.target.kind == TARGET_PID)
+		r = resolve_pid_target(c, m, "policy set", &sp.target);
+	else
+		r = check_group_target(c, m, "policy set", &sp.target, uid);
+	if (r <= 0)
+		goto finish;
+
+	target_key_format(&sp.target, tbuf, sizeof(tbuf));
+	policy_spec_format(&sp.policy, pbuf, sizeof(pbuf));
+	r = placement_set_policy(m->placement, &sp.target, uid, &sp.policy, &id);
+	switch (r) {
+	case 0:
+		break;
+	case -ENODEV:
+		r = reply_no_such_device(c, sp.policy.device);
+		goto finish;
+	case -EOPNOTSUPP:
+		r = reply_target_error(c, "io.coherentd.TrackerUnavailable", "reason",
+				       "a hot: policy needs an access tracker (DAMON or cohmem's "
+				       "SAMPLE) and none is available");
+		goto finish;
+	case -ESRCH:
+		r = reply_pid_error(c, "io.coherentd.NoSuchProcess", sp.target.pid, NULL);
+		goto finish;
+	case -ENOENT:
+		r = reply_no_such_target(c, &sp.target);
+		goto finish;
+	default:
+		log_warning_errno(r, "Failed to set policy %s for %s: %m", pbuf, tbuf);
+		r = reply_policy_failed(c, r, NULL);
+		goto finish;
+	}
+	log_info("Policy %s set for %s by uid %u (id %" PRIu64 ").", pbuf, tbuf, (unsigned) uid, id);
+
+	reply = json_object_new_object();
+	if (!reply || add(reply, "id", json_u64(id)) < 0 ||
+	    add(reply, "target", json_object_new_string(tbuf)) < 0 ||
+	    add(reply, "policy", json_object_new_string(pbuf)) < 0) {
+		json_object_put(reply);
+		r = -ENOMEM;
+		goto finish;
+	}
+	r = varlink_reply(c, reply);
+finish:
+	target_key_done(&sp.target);
+	return r;
+}
+
+/* The target with key; for a pid that has exited (start time unknown), the one with its pid. */
+static const Target *find_target(const TargetSet *s, const TargetKey *key, bool pid_gone)
+{
+	if (!pid_gone)
+		return target_set_find(s, key);
+	for (size_t i = 0; i < s->n_targets; i++)
+		if (s->targets[i].key.kind == TARGET_PID && s->targets[i].key.pid == key->pid)
+			return &s->targets[i];
+	return NULL;
+}
+
+static int method_clear_policy(VarlinkConnection *c, json_object *parameters, void *userdata)
+{
+	Manager *m = userdata;
+	ApiParamError err = {};
+	TargetKey key = {}, found = {};
+	const Target *t;
+	char tbuf[PATH_MAX + 16];
+	bool pid_gone = false;
+	uid_t uid;
+	int r;
+
+	r = api_parse_clear_policy(parameters, &key, &err);
+	if (r == -ENOMEM)
+		return r;
+	if (r < 0)
+		return reply_invalid(c, &err);
+
+	r = caller_uid(c, "policy clear", &uid);
+	if (r <= 0)
+		goto finish;
+	if (key.kind == TARGET_PID) {
+		r = pid_read_starttime(m->root, key.pid, &key.starttime);
+		if (r == -ESRCH)
+			pid_gone = true;
+		else if (r < 0) {
+			log_warning_errno(r, "Failed to read the start time of PID %d: %m", (int) key.pid);
+			r = reply_policy_failed(c, r, NULL);
+			goto finish;
+		}
+	}
+
+	t = find_target(placement_targets(m->placement), &key, pid_gone);
+	if (!t) {
+		r = reply_no_such_target(c, &key);
+		goto finish;
+	}
+	r = target_key_copy(&found, &t->key);
+	if (r < 0)
+		goto finish;
+
+	/* Who set the policy may clear it, and so may who may set one on the target now. */
+	if (uid != 0 && t->owner != uid) {
+		if (pid_gone) {
+			log_policy_denied("policy clear", &found, uid);
+			r = varlink_reply_error(c, "io.coherentd.PermissionDenied", NULL);
+			goto finish;
+		}
+		if (found.kind == TARGET_PID)
+			r = resolve_pid_target(c, m, "policy clear", &key);
+		else
+			r = check_group_target(c, m, "policy clear", &found, uid);
+		if (r <= 0)
+			goto finish;
+	}
+
+	target_key_format(&found, tbuf, sizeof(tbuf));
+	r = placement_clear_policy(m->placement, &found);
+	if (r == -ENOENT) {
+		r = reply_no_such_target(c, &found);
+		goto finish;
+	}
+	if (r < 0) {
+		log_warning_errno(r, "Failed to clear the policy of %s: %m", tbuf);
+		r = reply_policy_failed(c, r, NULL);
+		goto finish;
+	}
+	log_info("Policy of %s cleared by uid %u.", tbuf, (unsigned) uid);
+	r = varlink_reply(c, NULL);
+finish:
+	target_key_done(&key);
+	target_key_done(&found);
+	return r;
+}
+
+static int method_list_policies(VarlinkConnection *c, json_object *parameters, void *userdata)
+{
+	Manager *m = userdata;
+	const TargetSet *s;
+	json_object *reply, *a;
+
+	if (json_object_object_length(parameters) > 0)
+		return reject_parameters(c, parameters);
+	log_caller(c, "ListPolicies");
+
+	reply = json_object_new_object();
+	a = json_object_new_array();
+	if (!reply || !a)
+		goto fail;
+	s = placement_targets(m->placement);
+	for (size_t i = 0; s && i < s->n_targets; i++) {
+		PlacementTargetStatus st = {};
+		bool have = placement_target_status(m->placement, s->targets[i].id, &st) >= 0;
+
+		if (array_add(a, api_policy_entry(&s->targets[i], have ? &st : NULL)) < 0) {
+			free(st.cgroup);
+			goto fail;
+		}
+		free(st.cgroup);
+	}
+	if (add(reply, "policies", a) < 0) {
+		a = NULL;
+		goto fail;
+	}
+	return varlink_reply(c, reply);
+fail:
+	json_object_put(a);
+	json_object_put(reply);
+	return -ENOMEM;
+}
+
+/* ------------------------------------------------------------------ Record */
+
+typedef struct RecordCall {
+	Manager *manager;
+	VarlinkConnection *connection;
+	pid_t pid;
+	uid_t uid;
+	PlacementRecorder *recorder;
+	sd_event_source *timer, *defer;
+	uint64_t last_tick, n_ticks, n_dropped;
+	bool starting, target_exited, peer_gone, finishing;
+} RecordCall;
+
+static void record_call_free(RecordCall *rc)
+{
+	if (rc->recorder)
+		placement_record_stop(rc->recorder);
+	sd_event_source_disable_unref(rc->timer);
+	sd_event_source_disable_unref(rc->defer);
+	varlink_connection_unref(rc->connection);
+	free(rc);
+}
+
+/* The final reply (unless the caller left), then everything goes. Not from within the recorder. */
+static void record_finish(RecordCall *rc)
+{
+	json_object *p;
+
+	if (rc->recorder) {
+		placement_record_stop(rc->recorder);
+		rc->recorder = NULL;
+	}
+	if (rc->peer_gone)
+		log_info("Recording of PID %d for uid %u stopped after %" PRIu64 " ticks: the caller "
+			 "disconnected.", (int) rc->pid, (unsigned) rc->uid, rc->n_ticks);
+	else {
+		log_info("Recorded %" PRIu64 " ticks of PID %d for uid %u%s.", rc->n_ticks,
+			 (int) rc->pid, (unsigned) rc->uid,
+			 rc->target_exited ? ", until the process exited" : "");
+		p = api_record_reply(rc->last_tick, NULL, 0, true, rc->target_exited);
+		if (p)
+			(void) varlink_reply(rc->connection, p);
+		else
+			(void) reply_policy_failed(rc->connection, -ENOMEM, NULL);
+	}
+	record_call_free(rc);
+}
+
+static int record_defer_handler(sd_event_source *s, void *userdata)
+{
+	record_finish(userdata);
+	return 0;
+}
+
+static int record_timer_handler(sd_event_source *s, uint64_t usec, void *userdata)
+{
+	RecordCall *rc = userdata;
+
+	/* Unless a deferred finish is already on its way. */
+	if (!rc->defer)
+		record_finish(rc);
+	return 0;
+}
+
+/* Finish from the event loop: the recorder's callback must not stop its own recorder. */
+static void record_finish_later(RecordCall *rc)
+{
+	int r;
+
+	if (rc->finishing)
+		return;
+	rc->finishing = true;
+	r = sd_event_add_defer(rc->manager->event, &rc->defer, record_defer_handler, rc);
+	if (r < 0)
+		/* The duration timer finishes it instead. */
+		log_warning_errno(r, "Failed to schedule the end of a recording: %m");
+}
+
+static void record_tick(PlacementRecorder *recorder, uint64_t tick, const TrackerRegion *regions,
+			size_t n, void *userdata)
+{
+	RecordCall *rc = userdata;
+	json_object *p;
+	int r;
+
+	if (rc->finishing)
+		return;
+	if (!regions) {
+		rc->target_exited = true;
+		if (!rc->starting)
+			record_finish_later(rc);
+		return;
+	}
+	p = api_record_reply(tick, regions, n, false, false);
+	if (!p) {
+		log_oom();
+		rc->n_dropped++;
+		return;
+	}
+	r = varlink_reply_continues(rc->connection, p);
+	if (r == -ENOTCONN) {
+		rc->peer_gone = true;
+		record_finish_later(rc);
+		return;
+	}
+	if (r < 0) {
+		/* The caller does not read fast enough: the tick is lost to it. */
+		log_debug_errno(r, "Dropped tick %" PRIu64 " of the recording of PID %d: %m", tick,
+				(int) rc->pid);
+		rc->n_dropped++;
+		return;
+	}
+	rc->last_tick = tick;
+	rc->n_ticks++;
+}
+
+static int method_record(VarlinkConnection *c, json_object *parameters, void *userdata)
+{
+	Manager *m = userdata;
+	ApiParamError err = {};
+	_cleanup_close_ int pidfd = -EBADF;
+	uint64_t duration;
+	RecordCall *rc;
+	pid_t pid;
+	int r;
+
+	r = api_parse_record(parameters, &pid, &duration, &err);
+	if (r < 0)
+		return reply_invalid(c, &err);
+	if (!varlink_connection_wants_more(c))
+		/* One reply per tick: without more there would be nothing to record into. */
+		return varlink_reply_error(c, VARLINK_ERROR_EXPECTED_MORE, NULL);
+	r = authorize(c, "record", pid, &pidfd);
+	if (r <= 0)
+		return r;
+
+	rc = calloc(1, sizeof(*rc));
+	if (!rc)
+		return -ENOMEM;
+	rc->manager = m;
+	rc->pid = pid;
+	(void) varlink_connection_get_peer(c, NULL, &rc->uid, NULL);
+	rc->connection = varlink_connection_ref(c);
+
+	r = sd_event_add_time_relative(m->event, &rc->timer, CLOCK_MONOTONIC, duration, 0,
+				       record_timer_handler, rc);
+	if (r < 0)
+		goto fail;
+	rc->starting = true;
+	r = placement_record_start(m->placement, pid, record_tick, rc, &rc->recorder);
+	rc->starting = false;
+	switch (r) {
+	case 0:
+		break;
+	case -ESRCH:
+		r = reply_pid_error(c, "io.coherentd.NoSuchProcess", pid, NULL);
+		goto fail_replied;
+	default:
+		log_warning_errno(r, "Failed to start recording PID %d: %m", (int) pid);
+		r = reply_policy_failed(c, r, backend_last_message());
+		goto fail_replied;
+	}
+	log_info("Recording PID %d for uid %u for %" PRIu64 " ms.", (int) pid, (unsigned) rc->uid,
+		 duration / USEC_PER_MSEC);
+	if (rc->target_exited)
+		record_finish_later(rc);
+	return 0;
+
+fail:
+	record_call_free(rc);
+	return r;
+fail_replied:
+	rc->recorder = NULL;
+	record_call_free(rc);
+	return r;
+}
+
 const VarlinkMethod api_methods[] = {
 	{ "io.coherentd.GetStatus", method_get_status },
 	{ "io.coherentd.ListDevices", method_list_devices },
 	{ "io.coherentd.Migrate", method_migrate },
 	{ "io.coherentd.GetResidency", method_get_residency },
 	{ "io.coherentd.GetStats", method_get_stats },
+	{ "io.coherentd.SetPolicy", method_set_policy },
+	{ "io.coherentd.ClearPolicy", method_clear_policy },
+	{ "io.coherentd.ListPolicies", method_list_policies },
+	{ "io.coherentd.Record", method_record },
 	{}
 };

@@ -14,7 +14,10 @@
 
 #include "backend.h"
 #include "devices.h"
+#include "placement.h"
 #include "stats.h"
+#include "targets.h"
+#include "tracker.h"
 #include "varlink.h"
 
 struct Manager;
@@ -65,3 +68,40 @@ json_object *api_migrate_reply(pid_t pid, const char *to, bool dry_run, bool fin
 /* GetStats reply: an entry for every device in devices, "system", and the others in stats. */
 json_object *api_get_stats_reply(const Stats *stats, const Device *devices, size_t n_devices,
 				 uint64_t uptime_usec);
+
+/* ---- policies and recording ---- */
+
+/* Longest Record call: a day of ticks. */
+#define API_RECORD_DURATION_MAX_USEC (24 * USEC_PER_HOUR)
+
+/*
+ * A TargetRef (SetPolicy's and ClearPolicy's "target"), validated: an object
+ * with exactly one of pid (1..INT_MAX), cgroup (a path, normalized with
+ * cgroup_path_normalize()) and job (1..2^63-1); null counts as absent.
+ * ret->starttime stays 0: the caller reads it from the process.
+ * ret->cgroup is malloc'd (target_key_done()). Errors name "target",
+ * "target.pid", "target.cgroup" or "target.job".
+ */
+int api_parse_target_ref(json_object *ref, TargetKey *ret, ApiParamError *err);
+
+typedef struct SetPolicyParams {
+	TargetKey target;       /* target_key_done() */
+	PolicySpec policy;
+} SetPolicyParams;
+
+/* SetPolicy's parameters: a target and a policy string (policy_spec_parse()). */
+int api_parse_set_policy(json_object *parameters, SetPolicyParams *ret, ApiParamError *err);
+/* ClearPolicy's parameters: the target (target_key_done() on success). */
+int api_parse_clear_policy(json_object *parameters, TargetKey *ret, ApiParamError *err);
+/* Record's parameters: pid, and duration_usec in [1, API_RECORD_DURATION_MAX_USEC]. */
+int api_parse_record(json_object *parameters, pid_t *ret_pid, uint64_t *ret_duration_usec,
+		     ApiParamError *err);
+
+/*
+ * A PolicyEntry of ListPolicies: the target with its policy, and what the
+ * placement says about it (st NULL: nothing known yet, zeros and tracker "none").
+ */
+json_object *api_policy_entry(const Target *t, const PlacementTargetStatus *st);
+/* A Record reply: one tick's regions, or the final one (finished, no regions). */
+json_object *api_record_reply(uint64_t tick, const TrackerRegion *regions, size_t n, bool finished,
+			      bool target_exited);

@@ -42,3 +42,15 @@ json_ok() {
 cohctl() {
 	"$COHCTL" --socket "$SOCK" "$@"
 }
+
+# skip DESCRIPTION REASON: a TAP point that did not run, and why.
+skip() {
+	n=$((n + 1))
+	echo "ok $n - $1 # SKIP $2"
+}
+
+# err_has DESCRIPTION TEXT: the last command's stderr ($tmp/err) contains TEXT.
+err_has() {
+	grep -qF -- "$2" "$tmp/err"
+	ok "$1" $? "$tmp/err"
+}

@@ -54,17 +54,6 @@ trap 'exit 1' INT TERM
 
 . "$top_srcdir/tests/integration/lib.sh"
 
-skip() {
-	n=$((n + 1))
-	echo "ok $n - $1 # SKIP $2"
-}
-
-# err_has DESCRIPTION TEXT: cohctl's stderr ($tmp/err) contains TEXT.
-err_has() {
-	grep -qF -- "$2" "$tmp/err"
-	ok "$1" $? "$tmp/err"
-}
-
 # A raw Migrate/GetResidency call; prints the reply.
 raw_call() {
 	python3 - "$SOCK" "$1" "$2" <<'PY'
