@@ -927,6 +927,7 @@ static int placement_submit_move(Placement *p, const Plan *pl, const PolicyMove 
 {
 	Manager *m = p->manager;
 	const RegionRef *ref = &pl->refs[mv->region];
+	const Device *src, *dst;
 	MoveJob *j;
 	int r;
 
@@ -939,11 +940,21 @@ static int placement_submit_move(Placement *p, const Plan *pl, const PolicyMove 
 	j->destination = mv->destination;
 	j->source = pl->regions[mv->region].residency;
 	j->reason = mv->reason;
+	src = device_of_index(p, j->source);
+	dst = device_of_index(p, j->destination);
+	if (src && dst && src->kind == DEVICE_KIND_COHMEM && dst->kind != DEVICE_KIND_COHMEM) {
+		/*
+		 * move_pages(2) cannot see pool pages: out of the pool to system
+		 * RAM now (a demotion off the pool), onto the node at a later tick.
+		 */
+		j->destination = POLICY_SYSTEM_RAM;
+		j->reason = POLICY_REASON_DEMOTE;
+	}
 	j->req.pid = ref->pid;
 	j->req.pidfd = -EBADF;
 	j->req.start = mv->start;
 	j->req.length = mv->length;
-	j->to = strdup(index_name(p, mv->destination));
+	j->to = strdup(index_name(p, j->destination));
 	j->req.root = strdup(m->root);
 	if (!j->to || !j->req.root) {
 		r = -ENOMEM;
