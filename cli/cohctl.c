@@ -1214,26 +1214,22 @@ static void recorded_ticks_free(void)
 	rec_n_ticks = 0;
 }
 
-/* One tick's reply of io.coherentd.Record (a ProgressFn): kept for the trace. */
+/*
+ * One reply of io.coherentd.Record (a ProgressFn): a tick's regions, kept for
+ * the trace; a reply with the same tick as the one before continues that tick.
+ */
 static void record_collect(json_object *reply)
 {
 	static const char *method = "io.coherentd.Record";
 	json_object *list;
-	RecordedTick *x, *k;
+	RecordedRegion *g;
+	RecordedTick *k;
+	uint64_t tick;
 	size_t n;
 
 	if (rec_failed)
 		return;
-	x = realloc(rec_ticks, (rec_n_ticks + 1) * sizeof(RecordedTick));
-	if (!x) {
-		log_oom();
-		rec_failed = true;
-		return;
-	}
-	rec_ticks = x;
-	k = &rec_ticks[rec_n_ticks];
-	*k = (RecordedTick) {};
-	if (get_uint(reply, method, "tick", &k->tick) < 0)
+	if (get_uint(reply, method, "tick", &tick) < 0)
 		goto malformed;
 	if (!json_object_object_get_ex(reply, "regions", &list) ||
 	    !json_object_is_type(list, json_type_array)) {
@@ -1241,25 +1237,34 @@ static void record_collect(json_object *reply)
 		goto malformed;
 	}
 	n = json_object_array_length(list);
-	k->regions = calloc(n ?: 1, sizeof(RecordedRegion));
-	if (!k->regions) {
-		log_oom();
-		rec_failed = true;
-		return;
+
+	if (rec_n_ticks == 0 || rec_ticks[rec_n_ticks - 1].tick != tick) {
+		RecordedTick *x = realloc(rec_ticks, (rec_n_ticks + 1) * sizeof(RecordedTick));
+
+		if (!x)
+			goto oom;
+		rec_ticks = x;
+		rec_ticks[rec_n_ticks++] = (RecordedTick) { .tick = tick };
 	}
-	rec_n_ticks++;
+	k = &rec_ticks[rec_n_ticks - 1];
+	g = realloc(k->regions, (k->n_regions + n ?: 1) * sizeof(RecordedRegion));
+	if (!g)
+		goto oom;
+	k->regions = g;
 	for (size_t i = 0; i < n; i++) {
 		json_object *e = json_object_array_get_idx(list, i);
-		RecordedRegion *g = &k->regions[i];
+		RecordedRegion *x = &k->regions[k->n_regions];
 
 		if (!json_object_is_type(e, json_type_object) ||
-		    get_uint(e, method, "start", &g->start) < 0 ||
-		    get_uint(e, method, "length", &g->length) < 0 ||
-		    get_uint(e, method, "heat", &g->heat) < 0)
+		    get_uint(e, method, "start", &x->start) < 0 ||
+		    get_uint(e, method, "length", &x->length) < 0 ||
+		    get_uint(e, method, "heat", &x->heat) < 0)
 			goto malformed;
 		k->n_regions++;
 	}
 	return;
+oom:
+	log_oom();
 malformed:
 	rec_failed = true;
 }

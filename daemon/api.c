@@ -1795,24 +1795,28 @@ static void record_tick(PlacementRecorder *recorder, uint64_t tick, const Tracke
 			record_finish_later(rc);
 		return;
 	}
-	p = api_record_reply(tick, regions, n, false, false);
-	if (!p) {
-		log_oom();
-		rc->n_dropped++;
-		return;
-	}
-	r = varlink_reply_continues(rc->connection, p);
-	if (r == -ENOTCONN) {
-		rc->peer_gone = true;
-		record_finish_later(rc);
-		return;
-	}
-	if (r < 0) {
-		/* The caller does not read fast enough: the tick is lost to it. */
-		log_debug_errno(r, "Dropped tick %" PRIu64 " of the recording of PID %d: %m", tick,
-				(int) rc->pid);
-		rc->n_dropped++;
-		return;
+	/* Several replies for a tick whose regions would not fit in one message. */
+	for (size_t off = 0; off == 0 || off < n; off += API_RECORD_REGIONS_PER_REPLY) {
+		p = api_record_reply(tick, regions + off, MIN(n - off, API_RECORD_REGIONS_PER_REPLY),
+				     false, false);
+		if (!p) {
+			log_oom();
+			rc->n_dropped++;
+			return;
+		}
+		r = varlink_reply_continues(rc->connection, p);
+		if (r == -ENOTCONN) {
+			rc->peer_gone = true;
+			record_finish_later(rc);
+			return;
+		}
+		if (r < 0) {
+			/* The caller does not read fast enough: the tick is lost to it. */
+			log_debug_errno(r, "Dropped tick %" PRIu64 " of the recording of PID %d: %m",
+					tick, (int) rc->pid);
+			rc->n_dropped++;
+			return;
+		}
 	}
 	rc->last_tick = tick;
 	rc->n_ticks++;

@@ -73,6 +73,12 @@ json_object *api_get_stats_reply(const Stats *stats, const Device *devices, size
 
 /* Longest Record call: a day of ticks. */
 #define API_RECORD_DURATION_MAX_USEC (24 * USEC_PER_HOUR)
+/*
+ * Regions per Record reply: a tick with more comes in several replies with the
+ * same tick number, each well below VARLINK_MESSAGE_MAX (a region is at most
+ * ~70 bytes of JSON).
+ */
+#define API_RECORD_REGIONS_PER_REPLY 8192
 
 /*
  * A TargetRef (SetPolicy's and ClearPolicy's "target"), validated: an object
