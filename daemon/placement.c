@@ -102,6 +102,7 @@ struct Placement {
 	TrackerParams tracker_params; /* what the engine was created with */
 	bool tracker_failed;          /* the last tick's tracker failed: logged */
 	bool tracker_new_failed;      /* creating the engine failed: logged */
+	int tracker_kind_logged;      /* the kind last logged, -1: none yet */
 	BackendRef *sampler_override;
 
 	char *cgroup_mount;
@@ -174,6 +175,7 @@ int placement_new(Manager *m, Placement **ret)
 	if (!p)
 		return -ENOMEM;
 	p->manager = m;
+	p->tracker_kind_logged = -1;
 	target_set_init(&p->targets);
 	*ret = p;
 	return 0;
@@ -287,7 +289,7 @@ static int placement_ensure_tracker(Placement *p)
 		p->tracker = tracker_engine_free(p->tracker);
 	}
 	if (p->tracker)
-		return 0;
+		goto sampler;
 
 	want.seed = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32);
 	r = tracker_engine_new(p->manager->root, &want, &p->tracker);
@@ -302,7 +304,14 @@ static int placement_ensure_tracker(Placement *p)
 	}
 	p->tracker_new_failed = false;
 	p->tracker_params = want;
-	log_debug("Access tracker: %s.", tracker_kind_to_string(tracker_engine_kind(p->tracker)));
+sampler:
+	/* "auto" is sample when there is a sampler: cohmem may have come or gone. */
+	if (!p->ticking)
+		tracker_engine_set_sampler(p->tracker, p->sampler_override ?: p->manager->cohmem);
+	if ((int) tracker_engine_kind(p->tracker) != p->tracker_kind_logged) {
+		p->tracker_kind_logged = (int) tracker_engine_kind(p->tracker);
+		log_info("Access tracker: %s.", tracker_kind_to_string(tracker_engine_kind(p->tracker)));
+	}
 	return 0;
 }
 
@@ -671,7 +680,6 @@ int placement_tick(Placement *p)
 	r = tracker_engine_set_pids(p->tracker, j->pids, j->n_pids);
 	if (r < 0)
 		goto fail;
-	tracker_engine_set_sampler(p->tracker, p->sampler_override ?: m->cohmem);
 
 	/* What the worker needs to read residency of regions seen for the first time. */
 	j->devices = calloc(m->n_devices ?: 1, sizeof(SightDevice));

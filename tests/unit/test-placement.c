@@ -444,7 +444,8 @@ static void test_one_tick_at_a_time(void **state)
 /*
  * A node whose device memory is a cohmem pool (the fake as cohmem, no numa
  * backend): residency at first sight comes from RESIDENCY, heat from SAMPLE
- * of the manager's cohmem backend, moves go through the pool.
+ * of the manager's cohmem backend (Tracker=auto without DAMON: sample), moves
+ * go through the pool.
  */
 static void test_cohmem_pool(void **state)
 {
@@ -458,7 +459,7 @@ static void test_cohmem_pool(void **state)
 
 	assert_non_null(c);
 	assert_int_equal(conf_parse_text(c, "t.conf", "[Daemon]\nTickSec=1s\n[Policy]\n"
-					 "Tracker=sample\nColdDemoteTicks=2\n", &errors, &n_errors), 0);
+					 "ColdDemoteTicks=2\n", &errors, &n_errors), 0);
 	assert_int_equal(n_errors, 0);
 	assert_int_equal(manager_new(&m), 0);
 	assert_int_equal(manager_set_root(m, root), 0);
