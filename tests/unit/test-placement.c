@@ -111,8 +111,11 @@ static int teardown(void **state)
 	return 0;
 }
 
-/* The manager as coherentd would have it, with the fake as its numa backend. */
-static void start(const char *conf_text)
+/*
+ * The manager as coherentd would have it, with the fake as its numa backend
+ * (and the tracker's sampler), or as its cohmem backend (pools).
+ */
+static void start_as(const char *conf_text, bool as_cohmem)
 {
 	ConfError *errors = NULL;
 	size_t n_errors = 0;
@@ -129,11 +132,18 @@ static void start(const char *conf_text)
 	assert_int_equal(manager_set_root(m, root), 0);
 	assert_int_equal(manager_set_state_dir(m, state_dir), 0);
 	manager_set_conf(m, c);
-	assert_int_equal(backend_ref_open(&backend_fake_ops, root, &m->numa), 0);
-	fake = m->numa->backend;
+	assert_int_equal(backend_ref_open(&backend_fake_ops, root,
+					  as_cohmem ? &m->cohmem : &m->numa), 0);
+	fake = (as_cohmem ? m->cohmem : m->numa)->backend;
 	assert_int_equal(manager_refresh_devices(m), 0);
 	assert_non_null(devices_find(m->devices, m->n_devices, "gpu0"));
-	placement_set_sampler(m->placement, m->numa);
+	if (!as_cohmem)
+		placement_set_sampler(m->placement, m->numa);
+}
+
+static void start(const char *conf_text)
+{
+	start_as(conf_text, false);
 }
 
 /* A process with n anonymous mappings of pages_each pages, all present at location. */
@@ -450,27 +460,11 @@ static void test_one_tick_at_a_time(void **state)
 static void test_cohmem_pool(void **state)
 {
 	const pid_t pid = 1009;
-	Conf *c = conf_new();
-	ConfError *errors = NULL;
-	size_t n_errors = 0;
-	const Device *d;
 	uint64_t id;
 	unsigned ticks = 0;
 
-	assert_non_null(c);
-	assert_int_equal(conf_parse_text(c, "t.conf", "[Daemon]\nTickSec=1s\n[Policy]\n"
-					 "ColdDemoteTicks=2\n", &errors, &n_errors), 0);
-	assert_int_equal(n_errors, 0);
-	assert_int_equal(manager_new(&m), 0);
-	assert_int_equal(manager_set_root(m, root), 0);
-	assert_int_equal(manager_set_state_dir(m, state_dir), 0);
-	manager_set_conf(m, c);
-	assert_int_equal(backend_ref_open(&backend_fake_ops, root, &m->cohmem), 0);
-	fake = m->cohmem->backend;
-	assert_int_equal(manager_refresh_devices(m), 0);
-	d = devices_find(m->devices, m->n_devices, "gpu0");
-	assert_non_null(d);
-	assert_int_equal(d->kind, DEVICE_KIND_COHMEM);
+	start_as("[Daemon]\nTickSec=1s\n[Policy]\nColdDemoteTicks=2\n", true);
+	assert_int_equal(devices_find(m->devices, m->n_devices, "gpu0")->kind, DEVICE_KIND_COHMEM);
 
 	/* Mapping 0 hot in RAM, mapping 1 cold in the pool already. */
 	add_process(pid, 2, 32, FAKE_SYSTEM);
