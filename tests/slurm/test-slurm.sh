@@ -10,7 +10,9 @@
 #   srun/sbatch/salloc --coherent=POLICY: the job's policy is in `cohctl policy
 #   list` while the job runs and gone once its epilog has run; a bad policy fails
 #   the submission with the plugin's message; a job without --coherent sets none;
-#   a policy coherentd refuses (unknown device) is logged and the job still runs.
+#   a policy coherentd refuses (unknown device) is logged and the job still runs,
+#   or does not start with the plugin's strict argument; an unprivileged user's
+#   (nobody's) job gets its policy too, since the plugin applies it as root.
 #   Then without SPANK: Prolog=/Epilog= are slurm/prolog and slurm/epilog, and the
 #   policy comes from the job's comment (sbatch --comment=coherent=POLICY).
 #
@@ -62,6 +64,9 @@ fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/coh-slurm.XXXXXX") || exit 1
 # munged insists that everyone may reach its socket's directory.
 chmod 755 "$tmp"
+# What the jobs write, an unprivileged user's job too.
+jobs="$tmp/jobs"
+mkdir -m 1777 "$jobs"
 SOCK="$tmp/coherentd.sock"
 DPID= MUNGE_PID= CTLD_PID= SLURMD_PID=
 n=0
@@ -178,9 +183,9 @@ expect_fail() {
 # A job body: record the job id and environment, then wait for the test.
 # $1: a name for the files.
 job_body() {
-	echo "echo \$SLURM_JOB_ID >$tmp/$1.id.tmp; env >$tmp/$1.env;" \
-		"mv $tmp/$1.id.tmp $tmp/$1.id;" \
-		"while [ ! -e $tmp/$1.release ]; do sleep 0.1; done"
+	echo "echo \$SLURM_JOB_ID >$jobs/$1.id.tmp; env >$jobs/$1.env;" \
+		"mv $jobs/$1.id.tmp $jobs/$1.id;" \
+		"while [ ! -e $jobs/$1.release ]; do sleep 0.1; done"
 }
 
 # run_job NAME (srun|sbatch|salloc) POLICY-OPTION...: starts a job running
@@ -209,16 +214,22 @@ run_job() {
 			>"$tmp/$name.out" 2>&1 &
 		BG=$!
 		;;
+	srun-nobody)
+		runuser -u nobody -- srun --job-name="$name" --chdir="$jobs" "$@" \
+			sh -c "$(job_body "$name")" \
+			>"$tmp/$name.out" 2>&1 &
+		BG=$!
+		;;
 	esac
-	wait_for "$name: the job starts" test -e "$tmp/$name.id" || return 1
-	JOB=$(cat "$tmp/$name.id")
+	wait_for "$name: the job starts" test -e "$jobs/$name.id" || return 1
+	JOB=$(cat "$jobs/$name.id")
 	return 0
 }
 
 # end_job NAME: lets the job finish and waits until Slurm is done with it,
 # epilog included (the job stays COMPLETING until the epilog has run).
 end_job() {
-	touch "$tmp/$1.release"
+	touch "$jobs/$1.release"
 	wait_for "$1: job $JOB ends" job_gone "$JOB"
 	# srun and salloc in the background end with the job.
 	if [ -n "$BG" ]; then
@@ -290,6 +301,9 @@ NodeName=localhost NodeAddr=127.0.0.1 CPUs=$(nproc) State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP
 EOF
 }
+# A copy that nobody's srun can load wherever the build tree is.
+cp "$PLUGIN" "$tmp/coherent.so"
+PLUGIN="$tmp/coherent.so"
 echo "required $PLUGIN cohctl=$COHCTL socket=$SOCK" >"$tmp/plugstack.conf"
 slurm_conf "$tmp/plugstack.conf" ""
 
@@ -330,7 +344,7 @@ same "no job was submitted for a bad policy" "$(squeue -h -o %i)" ""
 if run_job srun-a srun --coherent="bind:$DEV,quota=1G"; then
 	same "srun: job $JOB has policy bind:$DEV,quota=1G while it runs" \
 		"$(policy_of "$JOB")" "bind:$DEV,quota=1G"
-	grep -q "^SLURM_COHERENT=bind:$DEV,quota=1G$" "$tmp/srun-a.env"
+	grep -q "^SLURM_COHERENT=bind:$DEV,quota=1G$" "$jobs/srun-a.env"
 	ok "srun: SLURM_COHERENT is in the job's environment" $?
 	end_job srun-a
 	same "srun: job $JOB's policy is gone after its epilog" "$(policy_of "$JOB")" "-"
@@ -351,10 +365,21 @@ if run_job salloc-a salloc --coherent=system; then
 	same "salloc: job $JOB's policy is gone after its epilog" "$(policy_of "$JOB")" "-"
 fi
 
+# ------------------------------------------------------------ an unprivileged user's job
+# Users are not root: the plugin applies the policy as root on the node all the same.
+if run_job user-a srun-nobody --coherent="bind:$DEV,quota=512M"; then
+	grep -q "^SLURM_JOB_USER=nobody$" "$jobs/user-a.env"
+	ok "nobody's job runs as nobody" $? "$jobs/user-a.env"
+	same "nobody's job $JOB has policy bind:$DEV,quota=512M while it runs" \
+		"$(policy_of "$JOB")" "bind:$DEV,quota=512M"
+	end_job user-a
+	same "nobody's job $JOB's policy is gone after its epilog" "$(policy_of "$JOB")" "-"
+fi
+
 # ------------------------------------------------------------ no --coherent: nothing set
 if run_job plain srun; then
 	same "a job without --coherent has no policy" "$(policy_of "$JOB")" "-"
-	! grep -q "^SLURM_COHERENT=" "$tmp/plain.env"
+	! grep -q "^SLURM_COHERENT=" "$jobs/plain.env"
 	ok "a job without --coherent has no SLURM_COHERENT" $?
 	end_job plain
 fi
