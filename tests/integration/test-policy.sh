@@ -444,5 +444,21 @@ expect_rc "after all that, status exits 0" 0 cohctl status
 stop_daemon
 ok "coherentd exits 0 on SIGTERM" $? "$tmp/daemon.log"
 
+# ------------------------------------------------------------ a state it cannot write
+# The state directory below a regular file: saving fails with ENOTDIR, the
+# policy is not set, the daemon goes on.
+: >"$tmp/file"
+STATE="$tmp/file/state"
+start_daemon
+expect_rc "policy set with an unwritable state directory: exit 1" 1 \
+	cohctl policy set --pid "$SPID" system
+err_has "  ... PolicyFailed with errno ENOTDIR" 'io.coherentd.PolicyFailed {"errno":20,'
+expect_rc "  ... the policy is not set" 0 cohctl policy list --json=short
+json_ok "  ... (no entries)" "j['policies'] == []"
+grep -q "Failed to set policy system for pid:$SPID: Not a directory" "$tmp/daemon.log"
+ok "  ... and the daemon logs why" $? "$tmp/daemon.log"
+stop_daemon
+ok "coherentd exits 0 on SIGTERM" $? "$tmp/daemon.log"
+
 echo "1..$n"
 [ "$failures" -eq 0 ]
