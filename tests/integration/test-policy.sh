@@ -46,10 +46,11 @@ n=0
 failures=0
 
 cleanup() {
-	for p in $DPID $SPID ${NPID:-} ${RPID:-} ${MPID:-}; do
+	for p in $DPID $SPID ${NPID:-} ${RPID:-} ${MPID:-} ${CPID:-}; do
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
+	[ -z "${CGDIR:-}" ] || rmdir "$CGDIR" 2>/dev/null
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -272,6 +273,83 @@ else
 fi
 expect_rc "clearing a job without a policy: exit 3" 3 cohctl policy clear --job 987654321
 err_has "  ... NoSuchTarget" 'io.coherentd.NoSuchTarget {"target":"job:987654321"}'
+
+# ------------------------------------------------------------ a cgroup
+# A cgroup of our own below the cgroup2 mount, with a process in it.
+CGMOUNT=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
+CG=/coherentd-test-policy-$$
+CGDIR=
+if [ "$(id -u)" = 0 ] && [ -n "$CGMOUNT" ] && mkdir "$CGMOUNT$CG" 2>/dev/null; then
+	CGDIR=$CGMOUNT$CG
+	sleep 3600 &
+	CPID=$!
+	echo "$CPID" >"$CGDIR/cgroup.procs" 2>/dev/null || CGDIR_NOPROCS=1
+fi
+if [ -n "$CGDIR" ] && [ -z "${CGDIR_NOPROCS:-}" ]; then
+	expect_rc "policy set --cgroup $CG system: exit 0" 0 cohctl policy set --cgroup "${CG#/}/" system
+	grep -q "^Policy system set for cgroup:$CG (id [0-9]*)\.$" "$tmp/out"
+	ok "  ... the path normalized" $? "$tmp/out"
+	i=0
+	while :; do
+		cohctl policy list --json=short >"$tmp/out" 2>"$tmp/err"
+		$RAW assert "any(e['target'] == 'cgroup:$CG' and e['ticks'] > 0 for e in j['policies'])" \
+			<"$tmp/out" >/dev/null 2>&1 && break
+		i=$((i + 1))
+		[ "$i" -gt 600 ] && break
+		sleep 0.1
+	done
+	json_ok "  ... listed with kind, cgroup and its one process after a tick" \
+		"any(e['target'] == 'cgroup:$CG' and e['kind'] == 'cgroup' and e['cgroup'] == '$CG' and e['n_pids'] == 1 for e in j['policies'])"
+	if command -v setpriv >/dev/null; then
+		AS_NOBODY="setpriv --reuid=65534 --regid=65534 --clear-groups"
+		expect_rc "nobody setting a policy on root's cgroup: exit 4" 4 \
+			$AS_NOBODY "$COHCTL" --socket "$SOCK" policy set --cgroup "$CG" system
+		grep -q "Denied policy set of cgroup:$CG for uid 65534 (not the owner)" "$tmp/daemon.log"
+		ok "  ... and the daemon logs the denial" $? "$tmp/daemon.log"
+		chown 65534 "$CGDIR"
+		expect_rc "nobody setting a policy on a cgroup directory it owns: exit 0" 0 \
+			$AS_NOBODY "$COHCTL" --socket "$SOCK" policy set --cgroup "$CG" system
+		expect_rc "  ... and clearing it: exit 0" 0 \
+			$AS_NOBODY "$COHCTL" --socket "$SOCK" policy clear --cgroup "$CG"
+		chown 0 "$CGDIR"
+	else
+		for d in "nobody setting a policy on root's cgroup: exit 4" \
+			 "  ... and the daemon logs the denial" \
+			 "nobody setting a policy on a cgroup directory it owns: exit 0" \
+			 "  ... and clearing it: exit 0"; do
+			skip "$d" "needs setpriv"
+		done
+	fi
+	expect_rc "root sets it again" 0 cohctl policy set --cgroup "$CG" system
+	kill "$CPID"
+	wait "$CPID" 2>/dev/null
+	CPID=
+	rmdir "$CGDIR"
+	i=0
+	while :; do
+		cohctl policy list --json=short >"$tmp/out" 2>"$tmp/err"
+		$RAW assert "not any(e['target'] == 'cgroup:$CG' for e in j['policies'])" \
+			<"$tmp/out" >/dev/null 2>&1 && break
+		i=$((i + 1))
+		[ "$i" -gt 600 ] && break
+		sleep 0.1
+	done
+	json_ok "a cgroup that is removed loses its policy" \
+		"not any(e['target'] == 'cgroup:$CG' for e in j['policies'])"
+	expect_rc "  ... and clearing it: NoSuchTarget, exit 3" 3 cohctl policy clear --cgroup "$CG"
+	CGDIR=
+else
+	[ -z "$CGDIR" ] || rmdir "$CGDIR" 2>/dev/null
+	CGDIR=
+	for d in "policy set --cgroup $CG system: exit 0" "  ... the path normalized" \
+		 "  ... listed with kind, cgroup and its one process after a tick" \
+		 "nobody setting a policy on root's cgroup: exit 4" "  ... and the daemon logs the denial" \
+		 "nobody setting a policy on a cgroup directory it owns: exit 0" "  ... and clearing it: exit 0" \
+		 "root sets it again" "a cgroup that is removed loses its policy" \
+		 "  ... and clearing it: NoSuchTarget, exit 3"; do
+		skip "$d" "needs root and a writable cgroup2 hierarchy"
+	done
+fi
 
 # ------------------------------------------------------------ record
 expect_rc "record without -o: exit 2" 2 cohctl record --pid "$SPID" --duration 1s
