@@ -275,6 +275,19 @@ expect_rc "clearing a job without a policy: exit 3" 3 cohctl policy clear --job 
 err_has "  ... NoSuchTarget" 'io.coherentd.NoSuchTarget {"target":"job:987654321"}'
 
 # ------------------------------------------------------------ a cgroup
+# wait_list EXPR: polls policy list --json into $tmp/out until EXPR holds for
+# it (a minute at most: only a stuck daemon takes that long).
+wait_list() {
+	i=0
+	while :; do
+		cohctl policy list --json=short >"$tmp/out" 2>"$tmp/err"
+		$RAW assert "$1" <"$tmp/out" >/dev/null 2>&1 && break
+		i=$((i + 1))
+		[ "$i" -gt 600 ] && break
+		sleep 0.1
+	done
+}
+
 # A cgroup of our own below the cgroup2 mount, with a process in it.
 CGMOUNT=$(awk '$9 == "cgroup2" { print $5; exit }' /proc/self/mountinfo)
 CG=/coherentd-test-policy-$$
@@ -289,15 +302,7 @@ if [ -n "$CGDIR" ] && [ -z "${CGDIR_NOPROCS:-}" ]; then
 	expect_rc "policy set --cgroup $CG system: exit 0" 0 cohctl policy set --cgroup "${CG#/}/" system
 	grep -q "^Policy system set for cgroup:$CG (id [0-9]*)\.$" "$tmp/out"
 	ok "  ... the path normalized" $? "$tmp/out"
-	i=0
-	while :; do
-		cohctl policy list --json=short >"$tmp/out" 2>"$tmp/err"
-		$RAW assert "any(e['target'] == 'cgroup:$CG' and e['ticks'] > 0 for e in j['policies'])" \
-			<"$tmp/out" >/dev/null 2>&1 && break
-		i=$((i + 1))
-		[ "$i" -gt 600 ] && break
-		sleep 0.1
-	done
+	wait_list "any(e['target'] == 'cgroup:$CG' and e['ticks'] > 0 for e in j['policies'])"
 	json_ok "  ... listed with kind, cgroup and its one process after a tick" \
 		"any(e['target'] == 'cgroup:$CG' and e['kind'] == 'cgroup' and e['cgroup'] == '$CG' and e['n_pids'] == 1 for e in j['policies'])"
 	if command -v setpriv >/dev/null; then
@@ -325,15 +330,7 @@ if [ -n "$CGDIR" ] && [ -z "${CGDIR_NOPROCS:-}" ]; then
 	wait "$CPID" 2>/dev/null
 	CPID=
 	rmdir "$CGDIR"
-	i=0
-	while :; do
-		cohctl policy list --json=short >"$tmp/out" 2>"$tmp/err"
-		$RAW assert "not any(e['target'] == 'cgroup:$CG' for e in j['policies'])" \
-			<"$tmp/out" >/dev/null 2>&1 && break
-		i=$((i + 1))
-		[ "$i" -gt 600 ] && break
-		sleep 0.1
-	done
+	wait_list "not any(e['target'] == 'cgroup:$CG' for e in j['policies'])"
 	json_ok "a cgroup that is removed loses its policy" \
 		"not any(e['target'] == 'cgroup:$CG' for e in j['policies'])"
 	expect_rc "  ... and clearing it: NoSuchTarget, exit 3" 3 cohctl policy clear --cgroup "$CG"
