@@ -13,8 +13,10 @@
 #   a policy coherentd refuses (unknown device) is logged and the job still runs,
 #   or does not start with the plugin's strict argument; an unprivileged user's
 #   (nobody's) job gets its policy too, since the plugin applies it as root.
-#   Then without SPANK: Prolog=/Epilog= are slurm/prolog and slurm/epilog, and the
-#   policy comes from the job's comment (sbatch --comment=coherent=POLICY).
+#   Then without SPANK on the node: Prolog=/Epilog= are slurm/prolog and
+#   slurm/epilog, and the policy comes from the job's comment (sbatch
+#   --comment=coherent=POLICY) or, with the plugin on the login side only, from
+#   sbatch --coherent through SPANK_COHERENT.
 #
 # Jobs wait for a file the test creates, never for a time. Prints TAP. Skips
 # only when Slurm is not there (headers or packages: tools/install-deps installs
@@ -439,6 +441,18 @@ if run_job comment sbatch --comment="coherent=bind:$DEV,quota=2G"; then
 	same "prolog: job $JOB has policy bind:$DEV,quota=2G from its comment" \
 		"$(policy_of "$JOB")" "bind:$DEV,quota=2G"
 	end_job comment
+	same "epilog: job $JOB's policy is gone" "$(policy_of "$JOB")" "-"
+fi
+# The plugin on the login node only: sbatch checks --coherent and hands it to the
+# prolog as SPANK_COHERENT.
+sed "s|^PlugStackConfig=.*|PlugStackConfig=$tmp/plugstack.conf|" "$SLURM_CONF" \
+	>"$tmp/slurm-login.conf"
+expect_fail "plugin on the login node: sbatch --coherent=bogus fails" \
+	env SLURM_CONF="$tmp/slurm-login.conf" sbatch --coherent=bogus --wrap=true
+if SLURM_CONF="$tmp/slurm-login.conf" run_job login sbatch --coherent="bind:$DEV,priority=7"; then
+	same "prolog: job $JOB has policy bind:$DEV,priority=7 from SPANK_COHERENT" \
+		"$(policy_of "$JOB")" "bind:$DEV,priority=7"
+	end_job login
 	same "epilog: job $JOB's policy is gone" "$(policy_of "$JOB")" "-"
 fi
 
