@@ -70,7 +70,10 @@ chmod 755 "$tmp"
 jobs="$tmp/jobs"
 mkdir -m 1777 "$jobs"
 SOCK="$tmp/coherentd.sock"
-DPID= MUNGE_PID= CTLD_PID= SLURMD_PID=
+DPID=''
+MUNGE_PID=''
+CTLD_PID=''
+SLURMD_PID=''
 n=0
 failures=0
 
