@@ -54,3 +54,15 @@ err_has() {
 	grep -qF -- "$2" "$tmp/err"
 	ok "$1" $? "$tmp/err"
 }
+
+# wait_became PID UID COMM: waits (a minute at most) until PID runs as UID
+# and is COMM: a process started through setpriv or runuser is root for a moment.
+wait_became() {
+	i=0
+	while [ "$(awk '$1 == "Uid:" { print $2 }' "/proc/$1/status" 2>/dev/null)" != "$2" ] ||
+	      [ "$(cat "/proc/$1/comm" 2>/dev/null)" != "$3" ]; do
+		i=$((i + 1))
+		[ "$i" -gt 600 ] && return 1
+		sleep 0.1
+	done
+}

@@ -244,6 +244,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 
 	$AS_NOBODY sleep 3600 &
 	NPID=$!
+	wait_became "$NPID" 65534 sleep
 	expect_rc "nobody migrating its own process: exit 0" 0 \
 		$AS_NOBODY "$COHCTL" --socket "$SOCK" migrate --json --pid "$NPID" --all --to system
 	json_ok "  ... counted" "j['pid'] == $NPID and j['pages'] == sum(j['counts'].values()) > 0"

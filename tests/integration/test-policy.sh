@@ -478,14 +478,7 @@ if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
 
 	$AS_NOBODY sleep 3600 &
 	NPID=$!
-	# Until setpriv has dropped to 65534 and become sleep.
-	i=0
-	while [ "$(awk '$1 == "Uid:" { print $2 }' "/proc/$NPID/status" 2>/dev/null)" != 65534 ] ||
-	      [ "$(cat "/proc/$NPID/comm" 2>/dev/null)" != sleep ]; do
-		i=$((i + 1))
-		[ "$i" -gt 600 ] && break
-		sleep 0.1
-	done
+	wait_became "$NPID" 65534 sleep
 	expect_rc "nobody setting a policy on its own process: exit 0" 0 \
 		$AS_NOBODY "$COHCTL" --socket "$SOCK" policy set --pid "$NPID" system
 	expect_rc "  ... everybody may list it" 0 \
