@@ -9,8 +9,9 @@
  * pseudo-random values into pseudo-random words: COLD_PPM updates in a
  * million go anywhere in the footprint, the others into the hot set, HOT
  * bytes at a page boundary. The hot set moves (phase change) on SIGUSR1 or
- * every --phase-ticks ticks, to the next HOT-sized slot of the footprint, so
- * that its new place shares no page with the old one.
+ * every --phase-ticks ticks, to another HOT-sized slot of the footprint, in
+ * the other half of it (see hot_first()), so that its new place shares no
+ * page with the old one and is not next to it.
  *
  * Every TICK_MS a reporter thread asks the kernel where every page of the
  * footprint is (move_pages(2) with nodes NULL) and prints one line:
@@ -32,6 +33,9 @@
  *   gups: pid PID buffer 0xSTART-0xEND hot 0xSTART-0xEND
  *
  * (the same range, END exclusive, and the pid go to --range-file).
+ * --fill-node N places the pages on node N while they are filled (preferred,
+ * not bound: the policy is back to the default before the updates start, so
+ * the kernel's own tiering may move them).
  *
  * XOR is its own inverse: on SIGTERM the updates stop and are played again
  * from their seeds (each phase's count is known), which must give back every
@@ -122,9 +126,17 @@ static uint64_t phase_seed(unsigned phase)
 	return rnd(&s);
 }
 
+/*
+ * First page of phase's hot set: the slots of the two halves of the buffer
+ * in turn (0, n/2, 1, n/2 + 1, ... for n slots), so that a new hot set is
+ * never next to the old one (unless there are only two or three slots) and
+ * a mover that took a margin around the old one does not hold the new one.
+ */
 static size_t hot_first(unsigned phase)
 {
-	return (phase % g.slots) * g.hot_pages;
+	size_t half = g.slots / 2;
+
+	return ((phase % 2) * half + (phase / 2) % half) * g.hot_pages;
 }
 
 /* n updates of phase's stream, from generator state *s. */
@@ -269,7 +281,9 @@ static void usage(FILE *f)
 		"  -p, --phase-ticks N     move the hot set every N ticks (default 0: on\n"
 		"                          SIGUSR1 only)\n"
 		"  -d, --device node:N|pool  what counts as on the device (default pool)\n"
-		"  -r, --range-file FILE   write \"0xSTART-0xEND\\nPID\\n\" once filled\n");
+		"  -r, --range-file FILE   write \"0xSTART-0xEND\\nPID\\n\" once filled\n"
+		"  -n, --fill-node N       fill the pages on node N (preferred, then the\n"
+		"                          default policy again)\n");
 }
 
 static int write_range_file(const char *path)
@@ -301,12 +315,14 @@ int main(int argc, char **argv)
 		{ "phase-ticks", required_argument, NULL, 'p' },
 		{ "device", required_argument, NULL, 'd' },
 		{ "range-file", required_argument, NULL, 'r' },
+		{ "fill-node", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
 	size_t size = 384UL << 20, hot = 64UL << 20, map_len, words, errors = 0;
 	const char *range_file = NULL;
-	unsigned seed = 1, dev;
+	unsigned seed = 1, dev, fill_node = 0;
+	bool fill_pref = false;
 	bool thp = false;
 	pthread_t rep;
 	char *map;
@@ -315,7 +331,7 @@ int main(int argc, char **argv)
 	g.cold_ppm = 100;
 	g.tick_ms = 1000;
 	g.dev_node = -1;
-	while ((c = getopt_long(argc, argv, "s:H:c:S:t:T:p:d:r:h", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "s:H:c:S:t:T:p:d:r:n:h", opts, NULL)) >= 0) {
 		switch (c) {
 		case 's':
 		case 'H':
@@ -368,6 +384,13 @@ int main(int argc, char **argv)
 		case 'r':
 			range_file = optarg;
 			break;
+		case 'n':
+			if (parse_uint(optarg, 1023, &fill_node) < 0) {
+				fprintf(stderr, "gups: bad --fill-node '%s'\n", optarg);
+				return EXIT_USAGE;
+			}
+			fill_pref = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -401,9 +424,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "gups: madvise: %m\n");
 		return EXIT_SYSTEM;
 	}
+	if (fill_pref) {
+		enum { BITS = 8 * sizeof(unsigned long) };
+		unsigned long mask[1024 / BITS] = {};
+
+		mask[fill_node / BITS] |= 1UL << (fill_node % BITS);
+		if (set_mempolicy(MPOL_PREFERRED, mask, 1024) < 0) {
+			fprintf(stderr, "gups: set_mempolicy: %m\n");
+			return EXIT_SYSTEM;
+		}
+	}
 	words = g.npages * WORDS_PER_PG;
 	for (size_t i = 0; i < words; i++)
 		g.buf[i] = initial(i);
+	if (fill_pref && set_mempolicy(MPOL_DEFAULT, NULL, 0) < 0) {
+		fprintf(stderr, "gups: set_mempolicy: %m\n");
+		return EXIT_SYSTEM;
+	}
 
 	signal(SIGTERM, on_stop);
 	signal(SIGINT, on_stop);
