@@ -482,6 +482,33 @@ alive "bad ranges"
 is_eq "no error moved anything (move_pages query)" "$(nodes_of $work "$range" 0)" $npages
 
 # ------------------------------------------------------------ a long move
+# A hang seen once on 6.12 around here (after the gpu0 round trip, before the
+# kill below) left no trace: if a step of this section makes no progress for
+# 600 s (the hung-task limit /init sets), dump the blocked tasks (sysrq w),
+# every task (sysrq t) and the kernel stacks of the test's processes to the
+# console. The run fails then anyway (the harness's per-test limit and the
+# Call Traces), now with the place of the hang.
+beat() { echo "$1" >hang.step; }
+beat start
+(
+	while sleep 10; do
+		[ -e hang.step ] || exit 0
+		[ $(($(date +%s) - $(stat -c %Y hang.step))) -ge 600 ] || continue
+		echo "# no progress for 600 s in step: $(cat hang.step)"
+		for t in /proc/[0-9]*/task/[0-9]*; do
+			case $(cat "$t/comm" 2>/dev/null) in
+			coherentd | cohctl | cohwork | cohprobe) ;;
+			*) continue ;;
+			esac
+			echo "# $t $(cat "$t/comm") $(sed -n 's/^State:[[:space:]]*//p' "$t/status")"
+			sed 's/^/#   /' "$t/stack" 2>/dev/null
+		done
+		echo w >/proc/sysrq-trigger
+		echo t >/proc/sysrq-trigger
+		exit 0
+	done
+) &
+watchdog=$!
 # 128 MiB of an idle workload moved to node1, and to gpu0, in the background;
 # once some but not all of its pages are on the device, cohctl status must be
 # answered before the move ends. Ordering only, never how long anything took.
@@ -577,10 +604,13 @@ concurrent() {
 	is_eq "$dev: the long move itself succeeded" "$(cat bigmig.rc)" 0
 	diag bigmig.json
 }
+beat "concurrent node1"
 concurrent node1
+beat "concurrent gpu0"
 concurrent gpu0
 
 # The same workload killed in the middle of a move: a partial, exact result.
+beat "all $big_where -> system"
 [ $big_where = system ] || {
 	cohctl --json=short migrate --pid $big --all --to system >bigmig.json 2>&1
 	ledger $big_where system "$(jget bigmig.json bytes_migrated)"
@@ -588,14 +618,18 @@ concurrent gpu0
 # The killed workload stays a zombie until this shell reaps it, after the move
 # has answered: as for any process whose parent is busy, it has exited all
 # the same, and the move must say so (cohctl(8)) rather than NoSuchProcess.
+beat "killed mid-move: move to node1"
 move_big node1
 killed_mid=no
 if wait_under_way node1; then
 	kill -KILL $big
 	killed_mid=yes
 fi
+beat "killed mid-move: waiting for the move's reply"
 wait $bigmig
 wait $big 2>/dev/null
+rm -f hang.step
+kill $watchdog 2>/dev/null
 diag bigmig.json
 ledger system node1 "$(jget bigmig.json bytes_migrated)"
 check "a workload killed during its move: the move was under way when it died" \
