@@ -200,6 +200,8 @@ static int coherent_run_cohctl(const CoherentConf *c, const char *const *args,
 		if (devnull < 0 || dup2(devnull, STDIN_FILENO) < 0 ||
 		    dup2(devnull, STDOUT_FILENO) < 0 || dup2(pipefd[1], STDERR_FILENO) < 0)
 			_exit(127);
+		/* Nothing of slurmstepd's (sockets to srun, munge, ...) for cohctl. */
+		(void) close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
 		execve(argv[0], (char *const *) argv, envp);
 		dprintf(STDERR_FILENO, "cannot run %s: %s", argv[0], strerror(errno));
 		_exit(127);
