@@ -144,6 +144,18 @@ static int damon_state(const char *root, unsigned idx)
 	return !streq(strstrip(v), "off");
 }
 
+bool tracker_damon_busy(const char *root)
+{
+	uint64_t n;
+
+	if (damon_read_u64(root, DAMON_ADMIN "/nr_kdamonds", &n) < 0)
+		return false;
+	for (unsigned i = 0; i < n && i < 1024; i++)
+		if (damon_state(root, i) == 1)
+			return true;
+	return false;
+}
+
 static void tried_free(TrackerDamon *d)
 {
 	for (size_t i = 0; d->tried && i < d->n_pids; i++)

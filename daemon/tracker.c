@@ -8,7 +8,9 @@
  * gets a window of window_pages pages at a random place whose accessed bits
  * are cleared (SAMPLE with clear). At the next tick each window is read and
  * cleared again: its young pages per mille become the heat of the region
- * that holds the window then. Windows are kept apart from the regions so
+ * that holds the window then. Reading clears, so a window just read is ready
+ * for the next tick: a region that still holds one keeps it (for up to
+ * TRACKER_WINDOW_TICKS ticks) instead of paying a second call for a new one. Windows are kept apart from the regions so
  * that split, merge, mapping changes and DAMON's re-splitting in between
  * do not lose them. The sample tracker samples every region this way; the
  * damon tracker only the regions on a cohmem pool.
@@ -27,11 +29,19 @@
 
 #define TRACKER_PAGE UINT64_C(4096)
 #define TRACKER_WINDOW_PAGES_MAX 4096U
+/*
+ * A window read (and cleared) at a tick is ready for the next one: a region
+ * that still holds it keeps it for up to this many ticks, one SAMPLE call a
+ * tick instead of two, before a new random place is drawn.
+ */
+#define TRACKER_WINDOW_TICKS 4U
 /* Neighbours whose heat differs by at most this much (per mille) merge. */
 #define TRACKER_MERGE_THRESHOLD 100U
 
 typedef struct TrackerWindow {
 	uint64_t start, pages;
+	unsigned ticks;                 /* ticks it has been read for */
+	bool checked;                   /* read and cleared this tick */
 } TrackerWindow;
 
 typedef struct TrackerPid {
@@ -335,6 +345,9 @@ int tracker_engine_new(const char *root, const TrackerParams *p, TrackerEngine *
 	e->params = *p;
 	e->seed = p->seed ?: 1;
 	e->have_damon = tracker_damon_available(e->root);
+	/* auto leaves a DAMON that is in use alone; damon asked for says -EBUSY at its tick */
+	if (p->kind < 0 && e->have_damon && tracker_damon_busy(e->root))
+		e->have_damon = false;
 	if (p->kind == TRACKER_DAMON && !e->have_damon) {
 		free(e->root);
 		free(e);
@@ -512,6 +525,7 @@ static int windows_check(TrackerEngine *e, TrackerPid *t, bool only_cohmem)
 		uint64_t pages, young = 0;
 		int r;
 
+		w->checked = false;
 		if (ri == t->n_regions)
 			continue;
 		reg = &t->regions[ri];
@@ -528,17 +542,20 @@ static int windows_check(TrackerEngine *e, TrackerPid *t, bool only_cohmem)
 		if (r < 0)
 			return r;
 		reg->heat = MIN(young * TRACKER_HEAT_MAX / pages, (uint64_t) TRACKER_HEAT_MAX);
+		w->pages = pages;
+		w->checked = true;
+		w->ticks++;
 	}
 	return 0;
 }
 
-/* Pick and clear a new window in every (cohmem) region. */
+/* A window for every (cohmem) region: the one just read if it may stay, else a new one, cleared. */
 static int windows_prepare(TrackerEngine *e, TrackerPid *t, bool only_cohmem)
 {
 	const BackendOps *ops = e->sampler->ops;
 	uint8_t bitmap[TRACKER_WINDOW_PAGES_MAX / 8];
 	TrackerWindow *nw;
-	size_t k = 0;
+	size_t k = 0, j = 0;
 
 	nw = calloc(MAX(t->n_regions, 1U), sizeof(*nw));
 	if (!nw)
@@ -551,8 +568,18 @@ static int windows_prepare(TrackerEngine *e, TrackerPid *t, bool only_cohmem)
 
 		if (only_cohmem && !reg->on_cohmem)
 			continue;
+		/* Windows are in address order, like the regions. */
+		while (j < t->n_windows && t->windows[j].start < reg->start)
+			j++;
+		if (j < t->n_windows && t->windows[j].checked &&
+		    t->windows[j].ticks < TRACKER_WINDOW_TICKS &&
+		    t->windows[j].start + t->windows[j].pages * TRACKER_PAGE <=
+		    reg->start + reg->length) {
+			nw[k++] = t->windows[j++];
+			continue;
+		}
 		off = rp > pages ? xorshift64(&e->seed) % (rp - pages + 1) : 0;
-		nw[k] = (TrackerWindow) { reg->start + off * TRACKER_PAGE, pages };
+		nw[k] = (TrackerWindow) { .start = reg->start + off * TRACKER_PAGE, .pages = pages };
 		r = ops->sample(e->sampler->backend, t->pid, nw[k].start, pages * TRACKER_PAGE,
 				true, bitmap, sizeof(bitmap), NULL);
 		e->stats.n_calls++;

@@ -17,8 +17,10 @@
  *            without DAMON. DAMON-style: each tick, for every region, read
  *            and clear the accessed bits of the window of pages prepared
  *            the tick before, then pick a new random window in the region
- *            and clear its bits; adaptive split/merge keeps the region count
- *            between min_regions and max_regions, so the cost per tick is
+ *            and clear its bits (a window just read is already clear: a
+ *            region keeps it for up to 4 ticks, saving that second call);
+ *            adaptive split/merge keeps the region count between
+ *            min_regions and max_regions, so the cost per tick is one to
  *            two SAMPLE calls per region whatever the memory size.
  *   none     regions from /proc/PID/maps only, heat 0 (bind/system policies
  *            need regions but no heat; hot policies need a tracker).
@@ -71,8 +73,9 @@ typedef struct TrackerRegion {
 } TrackerRegion;
 
 typedef struct TrackerParams {
-	int kind;                       /* -1: auto (damon when the kernel has it, else sample
-					 * when cohmem is loaded, else none) */
+	int kind;                       /* -1: auto (damon when the kernel has it and no
+					 * other program runs a kdamond, else sample when
+					 * cohmem is loaded, else none) */
 	unsigned min_regions;           /* per process, default 10 */
 	unsigned max_regions;           /* per process, default 1000 */
 	unsigned window_pages;          /* sample: pages per window, default 16 */
@@ -161,6 +164,8 @@ typedef struct TrackerDamon TrackerDamon;
 
 /* root has DAMON's sysfs admin interface (kdamonds/nr_kdamonds). */
 bool tracker_damon_available(const char *root);
+/* Some kdamond is on (another program's, e.g. a paddr one): auto does not pick damon then. */
+bool tracker_damon_busy(const char *root);
 /* Nothing is written yet. */
 int tracker_damon_new(const char *root, const TrackerParams *p, TrackerDamon **ret);
 /* Turns the kdamond off (when it started it) and frees. */
