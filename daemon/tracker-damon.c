@@ -407,6 +407,8 @@ int tracker_damon_update(TrackerDamon *d, const pid_t *pids, size_t n)
 	int on = 0, r;
 
 	if (!d->configured) {
+		if (n == 0)
+			return 0;    /* nothing to track: leave DAMON as it is */
 		r = damon_claim(d);
 		if (r < 0)
 			return r;

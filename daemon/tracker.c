@@ -475,6 +475,8 @@ static int anon_maps(const char *root, pid_t pid, uint64_t (**ret)[2], size_t *r
 	r = backend_maps_read(root, pid, &m, &n);
 	if (r < 0)
 		return r;
+	if (n == 0)
+		return -ESRCH;    /* no address space: a zombie, or a kernel thread */
 	v = calloc(MAX(n, 1U), sizeof(*v));
 	if (!v) {
 		backend_mappings_free(m, n);

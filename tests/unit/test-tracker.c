@@ -428,6 +428,18 @@ static void test_engine_none(void **state)
 	/* SPID + 1 has no /proc entry: gone */
 	assert_null(tracker_engine_regions(e, SPID + 1, &n));
 	assert_int_equal(n, 0);
+	/* A zombie (or a kernel thread) has no mappings: gone too. */
+	{
+		char rel[64];
+		pid_t z[] = { SPID, SPID + 2 };
+
+		snprintf(rel, sizeof(rel), "proc/%d/maps", SPID + 2);
+		put(root, rel, "%s", "");
+		assert_int_equal(tracker_engine_set_pids(e, z, 2), 0);
+		assert_int_equal(tracker_engine_tick(e, 1), 0);
+		assert_null(tracker_engine_regions(e, SPID + 2, &n));
+		assert_non_null(tracker_engine_regions(e, SPID, &n));
+	}
 	tracker_engine_tick_stats(e, &st);
 	assert_int_equal(st.n_regions, 1);
 	assert_int_equal(st.n_calls, 0);
