@@ -14,9 +14,14 @@
  *                  ends, the region's residency and the statistics follow it;
  *                  the tick ends with the last one
  *
- * A region's residency is the placement's own bookkeeping, carried by the
- * tracker (TrackerRegion.residency): an index into devices_seen, which only
- * grows, so that indexes stay valid while devices come and go.
+ * Where memory is, is the placement's own bookkeeping, per pid an extent map
+ * of address ranges → device (an index into devices_seen, which only grows,
+ * so that indexes stay valid while devices come and go) or system RAM,
+ * written by the moves that succeeded. Ranges the map does not know yet are
+ * asked from the kernel once (region_first_sight). Every tick each tracker
+ * region gets the residency most of its bytes have in the map: trackers
+ * re-split and merge regions (DAMON does so by itself, ignoring where pages
+ * are), so a region's own inherited residency would drift.
  */
 
 #include <errno.h>
@@ -80,6 +85,18 @@ typedef struct TrackerJob {
 	size_t n_target_pids;
 } TrackerJob;
 
+typedef struct ResidencyExtent {
+	uint64_t start, end;
+	int residency;                /* devices_seen index or POLICY_SYSTEM_RAM */
+	uint64_t since_usec;          /* when we moved it there; 0: found there */
+} ResidencyExtent;
+
+typedef struct PidResidency {
+	pid_t pid;
+	ResidencyExtent *extents;     /* sorted, not overlapping */
+	size_t n_extents;
+} PidResidency;
+
 typedef struct MoveJob {
 	Placement *placement;
 	uint64_t tick;
@@ -110,6 +127,14 @@ struct Placement {
 
 	char **devices_seen;          /* names; the index is the residency */
 	size_t n_devices_seen;
+
+	/*
+	 * Per target pid. The tracker job reads and extends it, moves update
+	 * it: never at the same time (a tick's moves start after its tracker
+	 * job). Pruned at the start of a tick.
+	 */
+	PidResidency *residency;
+	size_t n_residency;
 
 	PlacementRecorder **recorders;
 	size_t n_recorders;
@@ -218,6 +243,9 @@ Placement *placement_free(Placement *p)
 	backend_ref_unref(p->sampler_override);
 	free(p->cgroup_mount);
 	strv_free(p->devices_seen);
+	for (size_t i = 0; i < p->n_residency; i++)
+		free(p->residency[i].extents);
+	free(p->residency);
 	free(p);
 	return NULL;
 }
@@ -482,6 +510,156 @@ static int placement_collect_pids(Placement *p, bool recorders, pid_t **ret, siz
 	return 0;
 }
 
+/* ------------------------------------------------------------------ residency bookkeeping */
+
+static PidResidency *residency_find(Placement *p, pid_t pid)
+{
+	for (size_t i = 0; i < p->n_residency; i++)
+		if (p->residency[i].pid == pid)
+			return &p->residency[i];
+	return NULL;
+}
+
+/* Keep the maps of exactly these pids (sorted), adding empty ones. Loop thread, no tick. */
+static int residency_keep(Placement *p, const pid_t *pids, size_t n)
+{
+	PidResidency *nr;
+	size_t k = 0;
+
+	for (size_t i = 0; i < p->n_residency; i++) {
+		if (bsearch(&p->residency[i].pid, pids, n, sizeof(pid_t), cmp_pid))
+			p->residency[k++] = p->residency[i];
+		else
+			free(p->residency[i].extents);
+	}
+	p->n_residency = k;
+	for (size_t i = 0; i < n; i++) {
+		if (residency_find(p, pids[i]))
+			continue;
+		nr = realloc(p->residency, (p->n_residency + 1) * sizeof(*nr));
+		if (!nr)
+			return -ENOMEM;
+		p->residency = nr;
+		p->residency[p->n_residency++] = (PidResidency) { .pid = pids[i] };
+	}
+	return 0;
+}
+
+/* [start, end) is at residency from now on; neighbours at the same place merge. */
+static int extents_set(PidResidency *pr, uint64_t start, uint64_t end, int residency,
+		       uint64_t since_usec)
+{
+	ResidencyExtent *e = calloc(pr->n_extents + 2, sizeof(*e));
+	size_t k = 0, m = 0;
+
+	if (!e)
+		return -ENOMEM;
+	for (size_t i = 0; i < pr->n_extents; i++)
+		if (pr->extents[i].start < start) {
+			e[k] = pr->extents[i];
+			e[k++].end = MIN(pr->extents[i].end, start);
+		}
+	e[k++] = (ResidencyExtent) { start, end, residency, since_usec };
+	for (size_t i = 0; i < pr->n_extents; i++)
+		if (pr->extents[i].end > end) {
+			e[k] = pr->extents[i];
+			e[k++].start = MAX(pr->extents[i].start, end);
+		}
+	for (size_t i = 0; i < k; i++)
+		if (m > 0 && e[m - 1].end == e[i].start && e[m - 1].residency == e[i].residency) {
+			e[m - 1].end = e[i].end;
+			e[m - 1].since_usec = MAX(e[m - 1].since_usec, e[i].since_usec);
+		} else
+			e[m++] = e[i];
+	free(pr->extents);
+	pr->extents = e;
+	pr->n_extents = m;
+	return 0;
+}
+
+/* Forget what lies outside the regions (sorted): unmapped memory is nowhere. */
+static int extents_clip(PidResidency *pr, const TrackerRegion *regs, size_t n_regs)
+{
+	ResidencyExtent *e;
+	size_t k = 0, cap = pr->n_extents + n_regs + 1, r = 0;
+
+	e = calloc(cap, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	for (size_t i = 0; i < pr->n_extents; i++) {
+		const ResidencyExtent *x = &pr->extents[i];
+
+		while (r < n_regs && regs[r].start + regs[r].length <= x->start)
+			r++;
+		for (size_t q = r; q < n_regs && regs[q].start < x->end; q++) {
+			uint64_t a = MAX(x->start, regs[q].start);
+			uint64_t b = MIN(x->end, regs[q].start + regs[q].length);
+
+			if (a >= b)
+				continue;
+			if (k == cap) {
+				ResidencyExtent *ne = realloc(e, 2 * cap * sizeof(*e));
+
+				if (!ne) {
+					free(e);
+					return -ENOMEM;
+				}
+				e = ne;
+				cap *= 2;
+			}
+			e[k++] = (ResidencyExtent) { a, b, x->residency, x->since_usec };
+		}
+	}
+	free(pr->extents);
+	pr->extents = e;
+	pr->n_extents = k;
+	return 0;
+}
+
+/*
+ * Where most known bytes of [start, end) are (system RAM on a tie), and since
+ * when (the latest move among those extents); *ret_unknown: bytes the map does
+ * not know.
+ */
+static int extents_majority(const PidResidency *pr, uint64_t start, uint64_t end,
+			    uint64_t *ret_since, uint64_t *ret_unknown)
+{
+	struct { int residency; uint64_t bytes, since; } acc[8];
+	size_t n_acc = 0;
+	uint64_t known = 0, best = 0, since = 0;
+	int residency = POLICY_SYSTEM_RAM;
+
+	for (size_t i = 0; i < pr->n_extents; i++) {
+		const ResidencyExtent *x = &pr->extents[i];
+		uint64_t a = MAX(x->start, start), b = MIN(x->end, end);
+		size_t q;
+
+		if (a >= b)
+			continue;
+		known += b - a;
+		for (q = 0; q < n_acc; q++)
+			if (acc[q].residency == x->residency)
+				break;
+		if (q == n_acc) {
+			if (n_acc == ELEMENTSOF(acc))
+				continue;
+			acc[n_acc++] = (typeof(acc[0])) { x->residency, 0, 0 };
+		}
+		acc[q].bytes += b - a;
+		acc[q].since = MAX(acc[q].since, x->since_usec);
+	}
+	for (size_t q = 0; q < n_acc; q++)
+		if (acc[q].bytes > best ||
+		    (acc[q].bytes == best && acc[q].residency == POLICY_SYSTEM_RAM)) {
+			best = acc[q].bytes;
+			residency = acc[q].residency;
+			since = acc[q].since;
+		}
+	*ret_since = since;
+	*ret_unknown = end - start - known;
+	return residency;
+}
+
 /* ------------------------------------------------------------------ the tracker job */
 
 static void tracker_job_free(TrackerJob *j)
@@ -528,13 +706,12 @@ static int residency_majority(const TrackerJob *j, bool cohmem, const ResidencyE
  * over it. Where most of what was seen is, the region is; nothing seen:
  * system RAM.
  */
-static void region_first_sight(const TrackerJob *j, pid_t pid, TrackerRegion *reg)
+static int region_first_sight(const TrackerJob *j, pid_t pid, const TrackerRegion *reg)
 {
 	long ps = sysconf(_SC_PAGESIZE);
 	uint64_t page = ps > 0 ? (uint64_t) ps : 4096, pages = reg->length / page;
 	uint64_t best_bytes = 0, numa_bytes[FIRST_SIGHT_NUMA_PAGES] = {};
 	int best = POLICY_SYSTEM_RAM;
-	bool on_cohmem = false;
 
 	if (j->cohmem) {
 		_cleanup_free_ ResidencyEntry *e = NULL;
@@ -548,7 +725,6 @@ static void region_first_sight(const TrackerJob *j, pid_t pid, TrackerRegion *re
 			if (i != POLICY_SYSTEM_RAM) {
 				best = i;
 				best_bytes = b;
-				on_cohmem = true;
 			}
 		}
 	}
@@ -578,12 +754,69 @@ static void region_first_sight(const TrackerJob *j, pid_t pid, TrackerRegion *re
 			if (c * 2 > n_votes && c * (reg->length / n_votes) > best_bytes) {
 				best = votes[a];
 				best_bytes = c * (reg->length / n_votes);
-				on_cohmem = false;
 			}
 		}
 	}
-	reg->residency = best;
-	reg->on_cohmem = on_cohmem;
+	return best;
+}
+
+static bool sight_is_cohmem(const TrackerJob *j, int index)
+{
+	for (size_t d = 0; d < j->n_devices; d++)
+		if (j->devices[d].index == index)
+			return j->devices[d].cohmem;
+	return false;
+}
+
+/*
+ * A region's residency from the map; what the map does not know yet is
+ * asked from the kernel and remembered (with no move time: it may leave).
+ */
+static int region_residency(const TrackerJob *j, PidResidency *pr, TrackerRegion *reg)
+{
+	uint64_t end = reg->start + reg->length, since, unknown;
+	int r;
+
+	r = extents_majority(pr, reg->start, end, &since, &unknown);
+	if (unknown > 0) {
+		int found = (j->numa || j->cohmem) ? region_first_sight(j, pr->pid, reg) :
+			    POLICY_SYSTEM_RAM;
+		_cleanup_free_ uint64_t (*gaps)[2] = calloc(pr->n_extents + 1, sizeof(*gaps));
+		uint64_t at = reg->start;
+		size_t n_gaps = 0;
+
+		/* Fill the gaps only: what we moved ourselves stays as we know it. */
+		if (!gaps)
+			return -ENOMEM;
+		for (size_t i = 0; i < pr->n_extents; i++) {
+			const ResidencyExtent *x = &pr->extents[i];
+
+			if (x->end <= at)
+				continue;
+			if (x->start >= end)
+				break;
+			if (x->start > at) {
+				gaps[n_gaps][0] = at;
+				gaps[n_gaps++][1] = x->start;
+			}
+			at = MAX(at, x->end);
+		}
+		if (at < end) {
+			gaps[n_gaps][0] = at;
+			gaps[n_gaps++][1] = end;
+		}
+		for (size_t i = 0; i < n_gaps; i++) {
+			int k = extents_set(pr, gaps[i][0], gaps[i][1], found, 0);
+
+			if (k < 0)
+				return k;
+		}
+		r = extents_majority(pr, reg->start, end, &since, &unknown);
+	}
+	reg->residency = r;
+	reg->on_cohmem = r >= 0 && sight_is_cohmem(j, r);
+	reg->resident_since_usec = since;
+	return 0;
 }
 
 static int tracker_work(MoverJob *mj, void *userdata)
@@ -598,19 +831,23 @@ static int tracker_work(MoverJob *mj, void *userdata)
 			(void) snprintf(j->message, sizeof(j->message), "%s", backend_last_message());
 		return r;
 	}
-	if (!j->numa && !j->cohmem)
-		return 0;
 	for (size_t i = 0; i < j->n_target_pids; i++) {
+		PidResidency *pr = residency_find(j->placement, j->target_pids[i]);
 		TrackerRegion *regs;
 		size_t n = 0;
 
 		regs = tracker_engine_regions(e, j->target_pids[i], &n);
-		for (size_t k = 0; regs && k < n; k++) {
+		if (!regs || !pr)
+			continue;
+		r = extents_clip(pr, regs, n);
+		if (r < 0)
+			return r;
+		for (size_t k = 0; k < n; k++) {
 			if (mover_job_cancelled(mj))
 				return -ECANCELED;
-			if (regs[k].hot_ticks == 0 && regs[k].cold_ticks == 0 &&
-			    regs[k].resident_since_usec == 0)
-				region_first_sight(j, j->target_pids[i], &regs[k]);
+			r = region_residency(j, pr, &regs[k]);
+			if (r < 0)
+				return r;
 		}
 	}
 	return 0;
@@ -675,6 +912,8 @@ int placement_tick(Placement *p)
 	r = placement_collect_pids(p, true, &j->pids, &j->n_pids);
 	if (r >= 0)
 		r = placement_collect_pids(p, false, &j->target_pids, &j->n_target_pids);
+	if (r >= 0)
+		r = residency_keep(p, j->target_pids, j->n_target_pids);
 	if (r < 0)
 		goto fail;
 	r = tracker_engine_set_pids(p->tracker, j->pids, j->n_pids);
@@ -914,6 +1153,11 @@ static void move_done(MoverJob *j, int r, void *userdata)
 	 */
 	if (r >= 0 && p->tracker &&
 	    (present == 0 || (res->counts.migrated + res->counts.already) * 2 > present)) {
+		PidResidency *pr = residency_find(p, mv->req.pid);
+
+		if (pr && extents_set(pr, mv->req.start, mv->req.start + mv->req.length,
+				      mv->destination, p->tick_now_usec) < 0)
+			log_oom();
 		regs = tracker_engine_regions(p->tracker, mv->req.pid, &n);
 		for (size_t k = 0; regs && k < n; k++)
 			if (regs[k].start == mv->req.start && regs[k].length == mv->req.length) {
