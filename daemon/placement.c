@@ -6,8 +6,8 @@
  *
  *   loop thread    resolve every target's pids, hand the union (and the pids
  *                  being recorded) to the tracker, submit the tracker job
- *   mover worker   tracker_engine_tick(); regions seen for the first time get
- *                  their residency from the backends (see region_first_sight)
+ *   mover worker   tracker_engine_tick(); every target region gets its
+ *                  residency from the map below (region_residency)
  *   loop thread    refresh the devices (fresh free bytes), build the snapshot,
  *                  compute the plan, feed the recorders, submit one migration
  *                  job per move (exclusive per pid, like Migrate); as each one
