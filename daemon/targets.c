@@ -644,6 +644,135 @@ static int cgroup_read_pids(const char *root, const char *mount, const char *cgr
 /* Slurm's own processes of a step (slurmstepd), beside the "user" directory with the tasks. */
 #define SLURM_PROCESSES_DIR "slurm_processes"
 
+/* ---------------------------------------------------------------- slurmstepd */
+
+/*
+ * "slurmstepd: [42.0]" (also .batch, .extern, .interactive): the title
+ * slurmstepd gives itself. 1 and *ret_job when cmdline is one, else 0.
+ */
+static int slurmstepd_title_job(const char *cmdline, size_t size, uint64_t *ret_job)
+{
+	static const char prefix[] = "slurmstepd: [";
+	char buf[64], *end;
+	size_t l = MIN(size, sizeof(buf) - 1);
+
+	memcpy(buf, cmdline, l);
+	buf[l] = '\0';
+	if (!startswith(buf, prefix))
+		return 0;
+	if (buf[sizeof(prefix) - 1] < '0' || buf[sizeof(prefix) - 1] > '9')
+		return 0;
+	errno = 0;
+	*ret_job = strtoull(buf + sizeof(prefix) - 1, &end, 10);
+	if (errno != 0 || *end != '.')
+		return 0;
+	return 1;
+}
+
+typedef struct ProcEntry {
+	pid_t pid, ppid;
+	bool stepd;             /* a root slurmstepd of the job */
+	bool in;                /* a descendant of one */
+} ProcEntry;
+
+static int proc_read_ppid(const char *root, pid_t pid, pid_t *ret_ppid, char *ret_state)
+{
+	_cleanup_free_ char *text = NULL;
+	char path[64], *p;
+	int ppid;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int) pid);
+	if (read_file_root(root, path, 0, &text, NULL) < 0)
+		return -ESRCH;
+	p = strrchr(text, ')');
+	if (!p || sscanf(p, ") %c %d", ret_state, &ppid) != 2)
+		return -EBADMSG;
+	*ret_ppid = ppid;
+	return 0;
+}
+
+/*
+ * The job's processes without a cgroup (proctrack/linuxproc nodes, cgroup v1
+ * or hybrid hosts): every descendant of the job's slurmstepd processes, which
+ * run as root and carry the job id in their title. A user cannot forge that:
+ * only root's processes are taken as slurmstepd.
+ */
+static int slurm_job_read_pids(const char *root, uint64_t job, PidList *l)
+{
+	_cleanup_free_ char *dir = NULL;
+	_cleanup_closedir_ DIR *d = NULL;
+	_cleanup_free_ ProcEntry *e = NULL;
+	size_t n = 0, alloc = 0;
+	struct dirent *de;
+	bool any = false, changed;
+	int r;
+
+	dir = path_join_root(root, "/proc");
+	if (!dir)
+		return -ENOMEM;
+	d = opendir(dir);
+	if (!d)
+		return -errno;
+	while ((errno = 0, de = readdir(d))) {
+		_cleanup_free_ char *cmdline = NULL;
+		char path[64], state;
+		size_t size;
+		uint64_t j;
+		pid_t ppid;
+		int pid;
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' || safe_atoi(de->d_name, &pid) < 0)
+			continue;
+		if (proc_read_ppid(root, pid, &ppid, &state) < 0 || state == 'Z' || state == 'X')
+			continue;
+		if (n == alloc) {
+			size_t na = alloc ? alloc * 2 : 256;
+			ProcEntry *ne = reallocarray(e, na, sizeof(ProcEntry));
+
+			if (!ne)
+				return -ENOMEM;
+			e = ne;
+			alloc = na;
+		}
+		e[n] = (ProcEntry) { .pid = pid, .ppid = ppid };
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", pid);
+		if (read_file_root(root, path, 0, &cmdline, &size) >= 0 &&
+		    slurmstepd_title_job(cmdline, size, &j) > 0 && j == job) {
+			uid_t uid;
+
+			if (pid_read_uid(root, pid, &uid) >= 0 && uid == 0)
+				e[n].stepd = any = true;
+		}
+		n++;
+	}
+	if (errno > 0)
+		return -errno;
+	if (!any)
+		return 0;
+
+	/* Descendants: a fixed point, since a child's pid may be below its parent's. */
+	do {
+		changed = false;
+		for (size_t i = 0; i < n; i++) {
+			if (e[i].in || e[i].stepd)
+				continue;
+			for (size_t k = 0; k < n; k++)
+				if (e[k].pid == e[i].ppid && (e[k].stepd || e[k].in)) {
+					e[i].in = changed = true;
+					break;
+				}
+		}
+	} while (changed);
+
+	for (size_t i = 0; i < n; i++)
+		if (e[i].in) {
+			r = pid_list_add(l, e[i].pid);
+			if (r < 0)
+				return r;
+		}
+	return 0;
+}
+
 int target_resolve_pids(const char *root, const char *mount, const TargetKey *key,
 			pid_t **ret, size_t *ret_n, char **ret_cgroup)
 {
@@ -673,11 +802,16 @@ int target_resolve_pids(const char *root, const char *mount, const TargetKey *ke
 		cgroup = key->cgroup;
 		break;
 	case TARGET_JOB:
-		if (!mount)
-			return -EINVAL;
-		r = cgroup_find_job(root, mount, key->job, &found);
-		if (r == -ENOENT)
-			goto done;      /* not started yet, or between prolog and epilog */
+		r = mount ? cgroup_find_job(root, mount, key->job, &found) : -ENOENT;
+		if (r == -ENOENT) {
+			/* No job cgroup (not started yet, or a node without cgroup v2 tracking). */
+			r = slurm_job_read_pids(root, key->job, &l);
+			if (r < 0) {
+				free(l.pids);
+				return r;
+			}
+			goto done;
+		}
 		if (r < 0)
 			return r;
 		cgroup = found;

@@ -11,8 +11,12 @@
  *            ("/system.slice/foo.service")
  *   job      a Slurm job: its cgroup is found by scanning the cgroup2 tree
  *            for a directory "job_<ID>" (Slurm's cgroup/v2 layout, e.g.
- *            /system.slice/slurmstepd.scope/job_42); while none is found the
- *            job has no processes (pending, or just ended). Slurm 26.05 names
+ *            /system.slice/slurmstepd.scope/job_42). Where there is none
+ *            (nodes with proctrack/linuxproc, cgroup v1 or hybrid hosts,
+ *            which Slurm 22.05's cgroup/v2 refuses), the job is every
+ *            descendant of its slurmstepd processes: root's processes titled
+ *            "slurmstepd: [ID.STEP]". Neither found: the job has no
+ *            processes (pending, or just ended). Slurm 26.05 names
  *            these directories after the job's SLUID instead ("s5K1KKYAYG5D00"),
  *            which cannot be derived from the job id: such nodes need
  *            CgroupJobIdPaths=yes in cgroup.conf (Slurm 26.05.2 and later)
@@ -115,10 +119,11 @@ int cgroup_find_job(const char *root, const char *mount, uint64_t job, char **re
  * The processes a target covers now, sorted ascending, without duplicates:
  * pid → itself when alive with the same starttime (not a zombie); cgroup → every
  * pid in cgroup.procs of it and all its descendants; job → the same for its
- * cgroup. Returns 0 and the pids (maybe none: a job between steps), or
+ * cgroup, or without one the descendants of its slurmstepd processes. Returns 0 and the pids (maybe none: a job between steps), or
  * -ENOENT/-ESRCH when the target is gone (pid exited or recycled, cgroup
  * directory removed). For jobs, *ret_cgroup (may be NULL) gets the cgroup
- * found. `mount` as from cgroup2_find_mount(); may be NULL for pid targets.
+ * found. `mount` as from cgroup2_find_mount(); may be NULL for pid and job
+ * targets (a job is then found through slurmstepd only).
  */
 int target_resolve_pids(const char *root, const char *mount, const TargetKey *key,
 			pid_t **ret, size_t *ret_n, char **ret_cgroup);

@@ -643,7 +643,67 @@ static void test_resolve_fixture(void **state)
 	check_resolve(root, m, &k, 0, PIDS(950, 951), JOBS "/job_420");
 	k.job = 5;
 	check_resolve(root, m, &k, 0, NO_PIDS, NULL);
-	check_resolve(root, NULL, &k, -EINVAL, NO_PIDS, NULL);
+	/* No cgroup2 mount: no slurmstepd of job 5 in the fixture either. */
+	check_resolve(root, NULL, &k, 0, NO_PIDS, NULL);
+}
+
+/* A process with a parent, a uid and a command line (NUL-separated args as one string). */
+static void tree_proc_tree(const char *root, pid_t pid, pid_t ppid, char state, uid_t uid,
+			   const char *cmdline, size_t cmdline_size)
+{
+	char rel[64], text[1024];
+	FILE *f;
+
+	tree_proc(root, pid, "x", state, uid, uid, 100 + pid);
+	snprintf(rel, sizeof(rel), "proc/%d/stat", (int) pid);
+	snprintf(text, sizeof(text),
+		 "%d (x) %c %d %d %d 0 -1 4194560 120 0 0 0 3 1 0 0 20 0 1 0 %d"
+		 " 8613888 512 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0 1 1 1 1 1 1 "
+		 "1 0\n", (int) pid, state, (int) ppid, (int) pid, (int) pid, 100 + (int) pid);
+	tree_write(root, rel, text);
+	snprintf(text, sizeof(text), "%s/proc/%d/cmdline", root, (int) pid);
+	assert_non_null(f = fopen(text, "we"));
+	assert_int_equal(fwrite(cmdline, 1, cmdline_size, f), cmdline_size);
+	assert_int_equal(fclose(f), 0);
+}
+
+#define CMDLINE(s) s, sizeof(s) - 1
+
+/*
+ * Nodes without job cgroups (proctrack/linuxproc): the job is every descendant
+ * of its root-owned slurmstepd processes, found by their title.
+ */
+static void test_resolve_slurmstepd(void **state)
+{
+	char *tree = tree_new();
+	TargetKey k = { .kind = TARGET_JOB, .job = 42 };
+
+	tree_write(tree, "proc/self/mountinfo", "");
+	tree_proc_tree(tree, 1, 0, 'S', 0, CMDLINE("init\0"));
+	tree_proc_tree(tree, 100, 1, 'S', 0, CMDLINE("/usr/sbin/slurmd\0-D\0"));
+	/* job 42: the extern and the step 0 stepd; a task forked a child with a lower pid. */
+	tree_proc_tree(tree, 200, 1, 'S', 0, CMDLINE("slurmstepd: [42.extern]\0\0\0\0"));
+	tree_proc_tree(tree, 201, 200, 'S', 0, CMDLINE("sleep\0100000000\0"));
+	tree_proc_tree(tree, 300, 1, 'S', 0, CMDLINE("slurmstepd: [42.0]      "));
+	tree_proc_tree(tree, 310, 300, 'R', 1000, CMDLINE("./app\0"));
+	tree_proc_tree(tree, 150, 310, 'S', 1000, CMDLINE("./helper\0"));
+	tree_proc_tree(tree, 151, 150, 'Z', 1000, CMDLINE(""));
+	/* job 420's stepd and its task: not job 42's. */
+	tree_proc_tree(tree, 400, 1, 'S', 0, CMDLINE("slurmstepd: [420.0]\0"));
+	tree_proc_tree(tree, 410, 400, 'S', 1000, CMDLINE("./other\0"));
+	/* A user's process claiming to be job 42's stepd: its children are not the job's. */
+	tree_proc_tree(tree, 500, 1, 'S', 1000, CMDLINE("slurmstepd: [42.0]\0"));
+	tree_proc_tree(tree, 510, 500, 'S', 1000, CMDLINE("./forged\0"));
+
+	check_resolve(tree, NULL, &k, 0, PIDS(150, 201, 310), NULL);
+	/* A cgroup2 mount without job_42 below it falls back the same way. */
+	tree_mkdir(tree, "cg");
+	check_resolve(tree, "/cg", &k, 0, PIDS(150, 201, 310), NULL);
+	k.job = 420;
+	check_resolve(tree, NULL, &k, 0, PIDS(410), NULL);
+	k.job = 4;
+	check_resolve(tree, NULL, &k, 0, NO_PIDS, NULL);
+	tree_free(tree);
 }
 
 static void test_resolve_tree(void **state)
@@ -814,6 +874,7 @@ int main(void)
 		cmocka_unit_test(test_find_job),
 		cmocka_unit_test(test_resolve_fixture),
 		cmocka_unit_test(test_resolve_tree),
+		cmocka_unit_test(test_resolve_slurmstepd),
 		cmocka_unit_test(test_check_owner_fixture),
 		cmocka_unit_test(test_check_owner_tree),
 	};
