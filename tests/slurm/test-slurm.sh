@@ -5,7 +5,8 @@
 # test starts munged, slurmctld and slurmd (Debian's 22.05) on this machine with
 # a one-node configuration of its own (temporary directory, free ports, its own
 # munge key and socket), and the real coherentd from the build tree on a
-# temporary socket with the grace-hopper fixture root (device node1).
+# temporary socket on the host's own procfs and sysfs (--root /, node 0
+# configured as device dev0), so it finds the jobs' processes.
 #
 #   srun/sbatch/salloc --coherent=POLICY: the job's policy is in `cohctl policy
 #   list` while the job runs and gone once its epilog has run; a bad policy fails
@@ -19,9 +20,10 @@
 #   sbatch --coherent through SPANK_COHERENT.
 #
 # Slurm tracks the jobs with proctrack/linuxproc: its cgroup/v2 plugin refuses
-# hosts in the hybrid cgroup mode (as this test's machines are), so coherentd
-# lists the job policies but finds no processes for them here; which processes a
-# job target covers is tests/unit/test-targets' business, on cgroup fixtures.
+# hosts in the hybrid cgroup mode (as this test's machines are), so there is no
+# job cgroup and coherentd finds a job's processes as the descendants of its
+# slurmstepd processes (checked for srun and sbatch jobs); the cgroup layout is
+# tests/unit/test-targets' business, on cgroup fixtures.
 #
 # Jobs wait for a file the test creates, never for a time. Prints TAP. Skips
 # only when Slurm is not there (headers or packages: tools/install-deps installs
@@ -39,7 +41,7 @@ COHERENTD="$top_builddir/coherentd"
 COHCTL="$top_builddir/cohctl"
 PLUGIN="$top_builddir/slurm/.libs/coherent.so"
 RAW="python3 $top_srcdir/tests/integration/varlink-raw.py"
-DEV=node1  # the grace-hopper fixture's HBM node, by its default name
+DEV=dev0  # node 0 of this host, configured as a device below
 
 skip_all() {
 	echo "1..0 # SKIP $*"
@@ -149,6 +151,31 @@ for s in socks:
 print(" ".join(str(s.getsockname()[1]) for s in socks))' "$1"
 }
 
+# plugstack LINE: plugstack.conf becomes LINE, atomically (slurmd and every
+# slurmstepd read it anew, an epilog still running included).
+plugstack() {
+	echo "$1" >"$tmp/plugstack.conf.new" && mv "$tmp/plugstack.conf.new" "$tmp/plugstack.conf"
+}
+
+# pids_of JOB: how many processes coherentd found for job JOB ("-" when not listed).
+pids_of() {
+	cohctl policy list --json >"$tmp/list.json" 2>"$tmp/list.err" || {
+		echo "cohctl-failed"
+		return
+	}
+	python3 -c '
+import json, sys
+j = json.load(open(sys.argv[1]))
+p = [e["n_pids"] for e in j["policies"] if e.get("job") == int(sys.argv[2])]
+print(p[0] if len(p) == 1 else "-")' "$tmp/list.json" "$1"
+}
+
+# job_has_pids JOB: coherentd has found at least one process of JOB.
+job_has_pids() {
+	npids=$(pids_of "$1")
+	[ "$npids" != "-" ] && [ "$npids" != "cohctl-failed" ] && [ "$npids" -ge 1 ]
+}
+
 # policy_of JOB: the policy coherentd lists for job JOB, "-" when none.
 policy_of() {
 	cohctl policy list --json >"$tmp/list.json" 2>"$tmp/list.err" || {
@@ -250,8 +277,17 @@ end_job() {
 
 # ------------------------------------------------------------ coherentd
 mkdir -p "$tmp/state"
-: >"$tmp/coherentd.conf"
-"$COHERENTD" --root "$FIXTURES/grace-hopper" --socket "$SOCK" --config "$tmp/coherentd.conf" \
+cat >"$tmp/coherentd.conf" <<EOF
+[Daemon]
+TickSec=500ms
+
+[Policy]
+Tracker=none
+
+[Device $DEV]
+Node=0
+EOF
+"$COHERENTD" --root / --socket "$SOCK" --config "$tmp/coherentd.conf" \
 	--state-dir "$tmp/state" >"$tmp/coherentd.log" 2>&1 &
 DPID=$!
 wait_for "coherentd answers" "$COHCTL" --socket "$SOCK" --timeout 5s status || exit 1
@@ -314,7 +350,7 @@ EOF
 # A copy that nobody's srun can load wherever the build tree is.
 cp "$PLUGIN" "$tmp/coherent.so"
 PLUGIN="$tmp/coherent.so"
-echo "required $PLUGIN cohctl=$COHCTL socket=$SOCK" >"$tmp/plugstack.conf"
+plugstack "required $PLUGIN cohctl=$COHCTL socket=$SOCK"
 slurm_conf "$tmp/plugstack.conf" ""
 
 slurmctld -D -i -f "$SLURM_CONF" >"$tmp/slurmctld.out" 2>&1 &
@@ -356,6 +392,9 @@ if run_job srun-a srun --coherent="bind:$DEV,quota=1G"; then
 		"$(policy_of "$JOB")" "bind:$DEV,quota=1G"
 	grep -q "^SLURM_COHERENT=bind:$DEV,quota=1G$" "$jobs/srun-a.env"
 	ok "srun: SLURM_COHERENT is in the job's environment" $?
+	# No job cgroup here (proctrack/linuxproc): the descendants of its slurmstepd.
+	wait_for "srun: coherentd finds job $JOB's processes" job_has_pids "$JOB" &&
+		ok "srun: coherentd finds job $JOB's processes ($(pids_of "$JOB") of them)" 0
 	end_job srun-a
 	same "srun: job $JOB's policy is gone after its epilog" "$(policy_of "$JOB")" "-"
 fi
@@ -364,6 +403,8 @@ fi
 if run_job sbatch-a sbatch --coherent="bind:$DEV,priority=5"; then
 	same "sbatch: job $JOB has policy bind:$DEV,priority=5 while it runs" \
 		"$(policy_of "$JOB")" "bind:$DEV,priority=5"
+	wait_for "sbatch: coherentd finds job $JOB's processes" job_has_pids "$JOB" &&
+		ok "sbatch: coherentd finds job $JOB's processes ($(pids_of "$JOB") of them)" 0
 	end_job sbatch-a
 	same "sbatch: job $JOB's policy is gone after its epilog" "$(policy_of "$JOB")" "-"
 fi
@@ -407,11 +448,11 @@ same "job $JOB has no policy" "$(policy_of "$JOB")" "-"
 
 # ------------------------------------------------------------ plugstack.conf arguments
 # srun, slurmd and slurmstepd read plugstack.conf anew for each job.
-echo "required $PLUGIN cohctl=$COHCTL socket=$SOCK timeout=soon" >"$tmp/plugstack.conf"
+plugstack "required $PLUGIN cohctl=$COHCTL socket=$SOCK timeout=soon"
 expect_fail "a bad plugstack.conf argument fails srun" srun true
 grep -q "coherent: plugstack.conf: timeout= needs seconds in 1..3600, got 'soon'" "$tmp/err"
 ok "a bad plugstack.conf argument: the plugin says which" $? "$tmp/err"
-echo "required $PLUGIN cohctl=$COHCTL socket=$SOCK strict" >"$tmp/plugstack.conf"
+plugstack "required $PLUGIN cohctl=$COHCTL socket=$SOCK strict"
 # srun's own exit status stays 0 when its only task cannot be launched.
 srun --coherent=bind:nosuchdev touch "$tmp/strict-ran" >"$tmp/out" 2>&1
 grep -q "launch failed: Plugin initialization failed" "$tmp/out"
@@ -419,11 +460,13 @@ ok "strict: a job whose policy coherentd refuses does not start" $? "$tmp/out"
 test ! -e "$tmp/strict-ran"
 ok "strict: its task never ran" $?
 expect_rc "strict: a job with a good policy runs" 0 srun --coherent="bind:$DEV" true
-echo "required $PLUGIN cohctl=$COHCTL socket=$SOCK" >"$tmp/plugstack.conf"
 no_jobs() {
 	[ -z "$(squeue -h -o %i)" ]
 }
+# Not before its epilog has run: the job epilog reads plugstack.conf too, and
+# one it read half-written would not load the plugin that clears the policy.
 wait_for "strict jobs end" no_jobs
+plugstack "required $PLUGIN cohctl=$COHCTL socket=$SOCK"
 cohctl policy list --json >"$tmp/out" 2>&1
 json_ok "strict: no policies left behind" "j['policies'] == []"
 
