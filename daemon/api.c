@@ -702,85 +702,6 @@ static void migrate_progress(MoverJob *j, const MoveCounts *so_far, uint64_t pag
 		(void) varlink_reply_continues(mc->connection, p);
 }
 
-/* The device name a residency entry of backend b stands for; NULL for system RAM. */
-static const char *residency_device_name(const Manager *m, const BackendRef *b,
-					 const ResidencyEntry *e)
-{
-	DeviceKind k = b == m->cohmem ? DEVICE_KIND_COHMEM : DEVICE_KIND_NUMA;
-
-	if (e->system)
-		return NULL;
-	for (size_t i = 0; i < m->n_devices; i++) {
-		const Device *d = &m->devices[i];
-
-		if (d->kind == k && (k == DEVICE_KIND_COHMEM ? d->id : d->node) == e->id)
-			return d->name;
-	}
-	return NULL;
-}
-
-static void stats_add_out(Manager *m, const char *name, uint64_t bytes)
-{
-	StatsEntry *s = stats_get(&m->stats, name);
-
-	if (s)
-		s->bytes_out += bytes;
-}
-
-/* Counters for a finished (possibly partial) migration. */
-static void migrate_account(Manager *m, const MigrateCall *mc)
-{
-	const MigrateResult *res = &mc->result;
-	uint64_t in = res->counts.migrated * res->page_size, out_other = 0;
-	bool failed = mc->r < 0 || res->counts.failed > 0 || res->counts.no_space > 0;
-	StatsEntry *t;
-
-	if (mc->req.dry_run)
-		return;
-	t = stats_get(&m->stats, mc->to);
-	if (!t) {
-		log_oom();
-		return;
-	}
-	t->bytes_in += in;
-	t->failed_pages += res->counts.failed + res->counts.no_space;
-	if (in > 0)
-		t->migrations++;
-	if (failed)
-		t->failures++;
-
-	/* Bytes off other devices: residency before minus after, per device. */
-	for (size_t i = 0; i < mc->req.n_steps + mc->req.n_observers; i++) {
-		bool step = i < mc->req.n_steps;
-		size_t o = step ? 0 : i - mc->req.n_steps;
-		const MigrateSnapshot *snap = step ? &res->snapshots[i] : &res->observed[o];
-		const BackendRef *b = step ? mc->req.steps[i].backend : mc->req.observers[o].backend;
-
-		if (!snap->have_after)
-			continue;
-		for (size_t k = 0; k < snap->n_before; k++) {
-			const ResidencyEntry *e = &snap->before[k];
-			const char *name = residency_device_name(m, b, e);
-			uint64_t after = 0;
-
-			if (!name || streq(name, mc->to))
-				continue;
-			for (size_t l = 0; l < snap->n_after; l++)
-				if (snap->after[l].system == e->system && snap->after[l].id == e->id)
-					after += snap->after[l].bytes;
-			if (e->bytes > after) {
-				stats_add_out(m, name, e->bytes - after);
-				out_other += e->bytes - after;
-				if (stats_get(&m->stats, name))
-					stats_get(&m->stats, name)->migrations++;
-			}
-		}
-	}
-	/* The rest came out of system RAM. */
-	if (!streq(mc->to, "system") && in > out_other)
-		stats_add_out(m, "system", in - out_other);
-}
-
 static void migrate_done(MoverJob *j, int r, void *userdata)
 {
 	MigrateCall *mc = userdata;
@@ -791,7 +712,7 @@ static void migrate_done(MoverJob *j, int r, void *userdata)
 	char b[FORMAT_SIZE_MAX];
 
 	mc->r = r;
-	migrate_account(m, mc);
+	manager_account_migration(m, &mc->req, mc->to, mc->r, &mc->result);
 
 	switch (r) {
 	case 0:
@@ -1010,7 +931,7 @@ static int residency_named(const Manager *m, const ResidencyCall *rc, const Resi
 
 		for (size_t k = 0; k < s->n[i]; k++) {
 			const ResidencyEntry *e = &s->e[i][k];
-			const char *name = residency_device_name(m, b, e), *kind;
+			const char *name = manager_residency_device_name(m, b, e), *kind;
 			size_t l;
 
 			/* numa counts system RAM per node; cohmem's system entry only without it. */

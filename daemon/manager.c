@@ -476,6 +476,7 @@ void manager_account_migration(Manager *m, const MigrateRequest *req, const char
 	/* The rest came out of system RAM. */
 	if (!streq(to, "system") && in > out_other)
 		stats_add_out(m, "system", in - out_other);
+	placement_stats_changed(m->placement);
 }
 
 int manager_refresh_devices(Manager *m)

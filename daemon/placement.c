@@ -226,6 +226,12 @@ static void placement_save_stats(Placement *p)
 	p->stats_dirty = false;
 }
 
+void placement_stats_changed(Placement *p)
+{
+	if (p)
+		p->stats_dirty = true;
+}
+
 Placement *placement_free(Placement *p)
 {
 	if (!p)
@@ -407,7 +413,8 @@ static int placement_resolve_target(Placement *p, const Target *t, PlacementTarg
 	bool gone;
 	int r;
 
-	if (t->key.kind != TARGET_PID && placement_find_mount(p) < 0) {
+	/* Jobs are found through their slurmstepd where there is no cgroup2 at all. */
+	if (t->key.kind == TARGET_CGROUP && placement_find_mount(p) < 0) {
 		free(st->pids);
 		st->pids = NULL;
 		st->n_pids = 0;
@@ -893,6 +900,8 @@ int placement_tick(Placement *p)
 	if (!p || p->ticking)
 		return 0;
 	m = p->manager;
+	/* Counters Migrate requests changed since the last save (a crash loses at most a tick). */
+	placement_save_stats(p);
 	if (p->targets.n_targets == 0 && p->n_recorders == 0) {
 		/* The last policy went: stop watching its processes (DAMON's kdamond too). */
 		p->tracker = tracker_engine_free(p->tracker);

@@ -46,6 +46,9 @@ void placement_set_sampler(Placement *p, BackendRef *sampler);
 
 const TargetSet *placement_targets(const Placement *p);
 
+/* The manager's stats changed outside a tick (a Migrate request): saved at the next tick or exit. */
+void placement_stats_changed(Placement *p);
+
 /*
  * Set a policy (validated: the device must exist, -ENODEV; hot: needs a
  * tracker, -EOPNOTSUPP when none is available). Persists the targets
