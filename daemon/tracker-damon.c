@@ -60,6 +60,7 @@ struct TrackerDamon {
 	size_t n_pids;
 	DamonTried *tried;              /* per target, from the last update */
 	pid_t kdamond_pid;
+	bool restarted;                 /* the last update turned the kdamond on afresh */
 };
 
 bool tracker_damon_available(const char *root)
@@ -203,6 +204,11 @@ size_t tracker_damon_index(const TrackerDamon *d, pid_t pid)
 		if (d->pids[i] == pid)
 			return i;
 	return SIZE_MAX;
+}
+
+bool tracker_damon_restarted(const TrackerDamon *d)
+{
+	return d && d->restarted;
 }
 
 pid_t tracker_damon_kdamond_pid(const TrackerDamon *d)
@@ -406,6 +412,7 @@ int tracker_damon_update(TrackerDamon *d, const pid_t *pids, size_t n)
 	uint64_t kpid;
 	int on = 0, r;
 
+	d->restarted = false;
 	if (!d->configured) {
 		if (n == 0)
 			return 0;    /* nothing to track: leave DAMON as it is */
@@ -445,6 +452,7 @@ int tracker_damon_update(TrackerDamon *d, const pid_t *pids, size_t n)
 			return r;
 		d->n_pids = n;
 		d->started = true;
+		d->restarted = true;
 		if (damon_read_u64(d->root, DAMON_ADMIN "/0/pid", &kpid) >= 0 && kpid <= INT32_MAX)
 			d->kdamond_pid = (pid_t) kpid;
 	}

@@ -631,6 +631,13 @@ static int pid_tick(TrackerEngine *e, TrackerPid *t, TrackerKind kind, size_t da
 	if (r < 0)
 		return r;
 
+	if (kind == TRACKER_DAMON && damon_ok && tracker_damon_restarted(e->damon) &&
+	    t->n_regions > 0) {
+		/* DAMON started over: its first regions are coarse; keep this pid's for a tick. */
+		r = tracker_regions_fit(&t->regions, &t->n_regions, (const uint64_t (*)[2]) maps,
+					n_maps);
+		goto out;
+	}
 	if (kind == TRACKER_DAMON && damon_ok) {
 		TrackerRegion *nv = NULL;
 		size_t nn = 0;

@@ -183,5 +183,12 @@ int tracker_damon_update(TrackerDamon *d, const pid_t *pids, size_t n);
 size_t tracker_damon_index(const TrackerDamon *d, pid_t pid);
 /* Target idx's regions from the last update, heat set, fresh state; *ret malloc'd. */
 int tracker_damon_regions(TrackerDamon *d, size_t idx, TrackerRegion **ret, size_t *ret_n);
+/*
+ * The last update turned the kdamond on afresh (first start, changed pid set,
+ * it had stopped): its regions are DAMON's initial coarse ones, measured over
+ * one aggregation interval. The engine keeps the heat of pids it already
+ * tracked for that tick.
+ */
+bool tracker_damon_restarted(const TrackerDamon *d);
 /* The kdamond's pid while it runs (for CPU accounting), else 0. */
 pid_t tracker_damon_kdamond_pid(const TrackerDamon *d);

@@ -778,6 +778,12 @@ static void test_engine_damon(void **state)
 	assert_string_equal(get(root, CTX "/schemes/nr_schemes"), "1");
 	assert_string_equal(get(root, CTX "/monitoring_attrs/nr_regions/min"), "3");
 	assert_string_equal(get(root, CTX "/monitoring_attrs/nr_regions/max"), "1000");
+	/* DAMON started over: for one tick the pid keeps its own regions (and heat) */
+	v = tracker_engine_regions(e, 100, &n);
+	assert_int_equal(n, 2);
+	assert_int_equal(v[0].residency, 0);
+	/* then DAMON's */
+	assert_int_equal(tracker_engine_tick(e, 7), 0);
 	v = tracker_engine_regions(e, 100, &n);
 	assert_int_equal(n, 1);
 	assert_int_equal(v[0].heat, 200);
