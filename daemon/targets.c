@@ -892,9 +892,15 @@ int target_check_owner(const char *root, const char *mount, const TargetKey *key
 		r = cgroup_read_pids(root, mount, key->cgroup, NULL, &l, &st);
 		break;
 	case TARGET_JOB:
-		if (!mount)
-			return -EINVAL;
-		r = cgroup_find_job(root, mount, key->job, &found);
+		r = mount ? cgroup_find_job(root, mount, key->job, &found) : -ENOENT;
+		if (r == -ENOENT) {
+			/* No job cgroup: the job's tasks, below its slurmstepd, must all be theirs. */
+			r = slurm_job_read_pids(root, key->job, &l);
+			if (r >= 0)
+				r = l.n > 0 ? pids_owned_by(root, &l, uid) : -ENOENT;
+			free(l.pids);
+			return r;
+		}
 		if (r < 0)
 			return r;
 		r = cgroup_read_pids(root, mount, found, SLURM_PROCESSES_DIR, &l, &st);

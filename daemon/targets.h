@@ -135,7 +135,8 @@ int target_resolve_pids(const char *root, const char *mount, const TargetKey *ke
  * by them or every process in it runs as them (at least one). A job's user
  * owns their job: Slurm runs the job's tasks as the job uid; its own
  * slurmstepd processes (in "slurm_processes" directories of the job's cgroup)
- * run as root and do not count. -EPERM when not, -ENOENT/-ESRCH when the
- * target is gone (for a job: no cgroup found).
+ * run as root and do not count. A job without a cgroup: every descendant of
+ * its slurmstepd processes runs as them. -EPERM when not, -ENOENT/-ESRCH when
+ * the target is gone (for a job: neither a cgroup nor processes found).
  */
 int target_check_owner(const char *root, const char *mount, const TargetKey *key, uid_t uid);

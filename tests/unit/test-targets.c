@@ -703,6 +703,17 @@ static void test_resolve_slurmstepd(void **state)
 	check_resolve(tree, NULL, &k, 0, PIDS(410), NULL);
 	k.job = 4;
 	check_resolve(tree, NULL, &k, 0, NO_PIDS, NULL);
+
+	/* Owner: every task of the job runs as the user; slurmstepd (root) does not count. */
+	k.job = 420;
+	assert_int_equal(target_check_owner(tree, NULL, &k, 1000), 0);
+	assert_int_equal(target_check_owner(tree, NULL, &k, 1001), -EPERM);
+	k.job = 4;
+	assert_int_equal(target_check_owner(tree, NULL, &k, 1000), -ENOENT);
+	/* Job 42's extern step runs root's sleep: not all of it is the user's. */
+	k.job = 42;
+	assert_int_equal(target_check_owner(tree, NULL, &k, 1000), -EPERM);
+	assert_int_equal(target_check_owner(tree, NULL, &k, 0), 0);
 	tree_free(tree);
 }
 
