@@ -21,7 +21,11 @@
  * asked from the kernel once (region_first_sight). Every tick each tracker
  * region gets the residency most of its bytes have in the map: trackers
  * re-split and merge regions (DAMON does so by itself, ignoring where pages
- * are), so a region's own inherited residency would drift.
+ * are), so a region's own inherited residency would drift. The engine gets
+ * each tracker region cut at the map's boundaries, every piece with the
+ * region's heat and its own exact residency: an eviction then frees the
+ * bytes the plan counts, and pages on a device are never hidden inside a
+ * region that is mostly in system RAM.
  */
 
 #include <errno.h>
@@ -1158,22 +1162,27 @@ static void move_done(MoverJob *j, int r, void *userdata)
 
 	/*
 	 * The region is where it was sent once most of its present pages are
-	 * there (moved or already); nothing present: nothing keeps it elsewhere.
+	 * there (moved or already). Nothing present (a reserved PROT_NONE
+	 * arena, memory never touched): it is on no device, and the pages it
+	 * gets later come from the local node, system RAM. Recording the
+	 * destination would count bytes on the device that are not there, so
+	 * that an eviction of them frees nothing and takes hot regions next.
 	 */
 	if (r >= 0 && p->tracker &&
 	    (present == 0 || (res->counts.migrated + res->counts.already) * 2 > present)) {
 		PidResidency *pr = residency_find(p, mv->req.pid);
+		int at = present == 0 ? POLICY_SYSTEM_RAM : mv->destination;
 
-		if (pr && extents_set(pr, mv->req.start, mv->req.start + mv->req.length,
-				      mv->destination, p->tick_now_usec) < 0)
+		if (pr && extents_set(pr, mv->req.start, mv->req.start + mv->req.length, at,
+				      p->tick_now_usec) < 0)
 			log_oom();
 		regs = tracker_engine_regions(p->tracker, mv->req.pid, &n);
 		for (size_t k = 0; regs && k < n; k++)
 			if (regs[k].start == mv->req.start && regs[k].length == mv->req.length) {
 				const Device *d = device_of_index(p, mv->destination);
 
-				regs[k].residency = mv->destination;
-				regs[k].on_cohmem = d && d->kind == DEVICE_KIND_COHMEM;
+				regs[k].residency = at;
+				regs[k].on_cohmem = at >= 0 && d && d->kind == DEVICE_KIND_COHMEM;
 				regs[k].resident_since_usec = p->tick_now_usec;
 				break;
 			}
@@ -1328,13 +1337,16 @@ static int placement_build(Placement *p, Plan *pl, size_t *ret_n_devices)
 	}
 	qsort(pl->owners, pl->n_owners, sizeof(PidOwner), cmp_owner);
 
+	/* A region becomes one snapshot region per residency extent it overlaps. */
 	for (size_t i = 0; i < pl->n_owners; i++) {
+		const PidResidency *pr = residency_find(p, pl->owners[i].pid);
 		size_t n = 0;
 
 		if (i > 0 && pl->owners[i - 1].pid == pl->owners[i].pid)
 			continue;
 		if (tracker_engine_regions(p->tracker, pl->owners[i].pid, &n))
-			n_regions += n;
+			/* Pieces: a region's extents and the gaps between them. */
+			n_regions += 3 * n + 2 * (pr ? pr->n_extents : 0);
 	}
 	pl->regions = calloc(n_regions ?: 1, sizeof(PolicyRegion));
 	pl->refs = calloc(n_regions ?: 1, sizeof(RegionRef));
@@ -1345,14 +1357,18 @@ static int placement_build(Placement *p, Plan *pl, size_t *ret_n_devices)
 	for (size_t i = 0; i < pl->n_owners; i++) {
 		const PidOwner *o = &pl->owners[i];
 		PlacementTargetState *st = state_find(p, pl->targets[o->target].id);
+		const PidResidency *pr;
 		TrackerRegion *regs;
-		size_t n = 0;
+		size_t n = 0, x;
 
 		if (i > 0 && pl->owners[i - 1].pid == o->pid)
 			continue;
 		regs = tracker_engine_regions(p->tracker, o->pid, &n);
+		pr = residency_find(p, o->pid);
+		x = 0;
 		for (size_t r = 0; regs && r < n; r++) {
 			TrackerRegion *reg = &regs[r];
+			uint64_t at = reg->start, end = reg->start + reg->length;
 
 			/* A device that went away took its pages back to RAM (cohmem unload). */
 			if (reg->residency >= 0 && !device_of_index(p, reg->residency)) {
@@ -1366,25 +1382,58 @@ static int placement_build(Placement *p, Plan *pl, size_t *ret_n_devices)
 				reg->cold_ticks = reg->cold_ticks < UINT_MAX ? reg->cold_ticks + 1 : UINT_MAX;
 				reg->hot_ticks = 0;
 			}
-			pl->regions[pl->n_regions] = (PolicyRegion) {
-				.target = o->target,
-				.start = reg->start,
-				.length = reg->length,
-				.heat = reg->heat,
-				.hot_ticks = reg->hot_ticks,
-				.cold_ticks = reg->cold_ticks,
-				.residency = reg->residency,
-				.resident_since_usec = reg->resident_since_usec,
-			};
-			pl->refs[pl->n_regions++] = (RegionRef) {
-				.pid = o->pid, .index = r, .target_id = pl->targets[o->target].id,
-			};
 			st->n_regions++;
 			st->tracked_bytes += reg->length;
 			if (reg->heat >= threshold)
 				st->hot_bytes += reg->length;
-			if (reg->residency >= 0 && reg->residency == pl->targets[o->target].device)
-				st->device_bytes += reg->length;
+
+			/*
+			 * The engine gets the region cut where the residency map
+			 * changes: each piece is entirely where the map says, so
+			 * an eviction frees what it counts and takes nothing
+			 * from elsewhere, and no page on a device hides in a
+			 * region most of which is in system RAM.
+			 */
+			while (pr && x < pr->n_extents && pr->extents[x].end <= at)
+				x++;
+			while (at < end) {
+				const ResidencyExtent *e = pr && x < pr->n_extents &&
+							   pr->extents[x].start < end ?
+							   &pr->extents[x] : NULL;
+				uint64_t to = end, since = reg->resident_since_usec;
+				int res = reg->residency;
+
+				if (e && e->start > at)
+					to = e->start;      /* a gap: the region's own residency */
+				else if (e) {
+					to = MIN(e->end, end);
+					res = e->residency;
+					since = e->since_usec;
+					if (res >= 0 && !device_of_index(p, res))
+						res = POLICY_SYSTEM_RAM;
+				}
+				if (pl->n_regions == n_regions)
+					return -ENOBUFS;    /* cannot be: the count above bounds it */
+				pl->regions[pl->n_regions] = (PolicyRegion) {
+					.target = o->target,
+					.start = at,
+					.length = to - at,
+					.heat = reg->heat,
+					.hot_ticks = reg->hot_ticks,
+					.cold_ticks = reg->cold_ticks,
+					.residency = res,
+					.resident_since_usec = since,
+				};
+				pl->refs[pl->n_regions++] = (RegionRef) {
+					.pid = o->pid, .index = r,
+					.target_id = pl->targets[o->target].id,
+				};
+				if (res >= 0 && res == pl->targets[o->target].device)
+					st->device_bytes += to - at;
+				if (e && to == e->end)
+					x++;
+				at = to;
+			}
 		}
 	}
 	return 0;
@@ -1432,12 +1481,26 @@ static void placement_plan(Placement *p, TrackerJob *j)
 	else
 		policy_config_init(&snap.config);
 
+	for (size_t d = 0; d < n_devices; d++)
+		if (pl.devices[d].free < pl.devices[d].low)
+			log_debug("Plan %" PRIu64 ": %s below its low watermark, %" PRIu64 " bytes "
+				  "free, low %" PRIu64 ", high %" PRIu64 ".", p->tick,
+				  pl.devices[d].name, pl.devices[d].free, pl.devices[d].low,
+				  pl.devices[d].high);
 	r = policy_plan_compute(&snap, pl.moves, pl.n_regions, &n_moves);
 	if (r < 0) {
 		log_warning_errno(r, "Failed to compute the placement plan: %m");
 		goto end;
 	}
 	for (size_t i = 0; i < n_moves; i++) {
+		const PolicyRegion *reg = &pl.regions[pl.moves[i].region];
+
+		log_debug("Plan %" PRIu64 ": %s target %" PRIu64 " 0x%" PRIx64 "+%" PRIu64 "K %s → %s, "
+			  "heat %" PRIu64 ", hot %u, cold %u ticks.", p->tick,
+			  policy_reason_to_string(pl.moves[i].reason), pl.moves[i].target_id,
+			  reg->start, reg->length >> 10, index_name(p, reg->residency),
+			  index_name(p, pl.moves[i].destination), reg->heat, reg->hot_ticks,
+			  reg->cold_ticks);
 		r = placement_submit_move(p, &pl, &pl.moves[i]);
 		if (r == -ESRCH)
 			continue;   /* exited since the tracker looked: dropped next tick */

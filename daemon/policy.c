@@ -137,6 +137,19 @@ static int cmp_size(size_t a, size_t b)
 	return a < b ? -1 : a > b;
 }
 
+/*
+ * Colder: less heat; at equal heat, cold for more ticks (a sampled heat of 0
+ * for one tick is often a hot region's noise, many ticks of it are not).
+ */
+static int cmp_heat(const PolicyRegion *x, const PolicyRegion *y)
+{
+	if (x->heat != y->heat)
+		return cmp_u64(x->heat, y->heat);
+	if (x->cold_ticks != y->cold_ticks)
+		return x->cold_ticks > y->cold_ticks ? -1 : 1;
+	return 0;
+}
+
 /* Eviction order: lowest priority, then coldest, then lowest address, then index. */
 static int cmp_evict(const void *a, const void *b, void *u)
 {
@@ -144,11 +157,13 @@ static int cmp_evict(const void *a, const void *b, void *u)
 	size_t i = *(const size_t *) a, j = *(const size_t *) b;
 	const PolicyRegion *x = &s->regions[i], *y = &s->regions[j];
 	int px = s->targets[x->target].priority, py = s->targets[y->target].priority;
+	int c;
 
 	if (px != py)
 		return px < py ? -1 : 1;
-	if (x->heat != y->heat)
-		return cmp_u64(x->heat, y->heat);
+	c = cmp_heat(x, y);
+	if (c != 0)
+		return c;
 	if (x->start != y->start)
 		return cmp_u64(x->start, y->start);
 	return cmp_size(i, j);
@@ -158,10 +173,9 @@ static int cmp_coldest(const void *a, const void *b, void *u)
 {
 	const PolicySnapshot *s = u;
 	size_t i = *(const size_t *) a, j = *(const size_t *) b;
+	int c = cmp_heat(&s->regions[i], &s->regions[j]);
 
-	if (s->regions[i].heat != s->regions[j].heat)
-		return cmp_u64(s->regions[i].heat, s->regions[j].heat);
-	return cmp_size(i, j);
+	return c != 0 ? c : cmp_size(i, j);
 }
 
 static int cmp_hottest(const void *a, const void *b, void *u)

@@ -13,7 +13,8 @@
  *   2. watermarks: a device whose free bytes are below low evicts resident
  *      regions, lowest priority first and coldest first within a priority,
  *      until free reaches high (reason evict). Pressure ignores the minimum
- *      residence time.
+ *      residence time. "Coldest" everywhere: lowest heat, and at equal heat
+ *      cold for the most ticks.
  *   3. targets by descending priority (then ascending id):
  *      bind:DEV — regions not on DEV move there in address order while the
  *      quota and the device's free bytes above its high watermark allow
