@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "devices.h"
 #include "util.h"
@@ -97,6 +98,68 @@ int devices_parse_node_meminfo(const char *text, int node, uint64_t *ret_total,
 	*ret_total = total;
 	*ret_free = mfree;
 	return 0;
+}
+
+int devices_parse_zoneinfo_pcp(const char *text, uint64_t *pages, size_t n)
+{
+	const char *p = text;
+	long node = -1;
+
+	while (*p) {
+		size_t len = strcspn(p, "\n");
+		char line[256], zone[64];
+		uint64_t count;
+		const char *s;
+		int id;
+
+		if (len < sizeof(line)) {
+			memcpy(line, p, len);
+			line[len] = '\0';
+		} else
+			line[0] = '\0';   /* no line of interest is that long */
+		p += len + (p[len] ? 1 : 0);
+
+		if (sscanf(line, "Node %d, zone %63s", &id, zone) == 2) {
+			if (id < 0)
+				return -EBADMSG;
+			node = id;
+			continue;
+		}
+		s = line + strspn(line, " \t");
+		s = startswith(s, "count:");
+		if (!s)
+			continue;
+		if (node < 0)
+			return -EBADMSG;
+		s += strspn(s, " \t");
+		if (*s < '0' || *s > '9' || safe_atou64(s, &count) < 0)
+			return -EBADMSG;
+		if ((size_t) node >= n)
+			continue;
+		if (count > UINT64_MAX - pages[node])
+			return -ERANGE;
+		pages[node] += count;
+	}
+	return 0;
+}
+
+/* Adds each node's per-CPU list pages to its free bytes; nothing when zoneinfo is unusable. */
+static void add_pcp_free(const char *root, NodeInfo *nodes, size_t n)
+{
+	_cleanup_free_ char *text = NULL;
+	uint64_t pages[DEVICES_NODES_MAX] = {};
+	long ps = sysconf(_SC_PAGESIZE);
+
+	if (ps <= 0 || read_file_root(root, "/proc/zoneinfo", 0, &text, NULL) < 0 ||
+	    devices_parse_zoneinfo_pcp(text, pages, ELEMENTSOF(pages)) < 0)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		uint64_t add = pages[nodes[i].id] > UINT64_MAX / (uint64_t) ps ?
+			       UINT64_MAX : pages[nodes[i].id] * (uint64_t) ps;
+
+		nodes[i].free_bytes = add > nodes[i].total_bytes - nodes[i].free_bytes ?
+				      nodes[i].total_bytes : nodes[i].free_bytes + add;
+	}
 }
 
 int devices_parse_tier_name(const char *name, int *ret_tier)
@@ -253,6 +316,7 @@ int devices_read_nodes(const char *root, NodeInfo **ret, size_t *ret_n)
 
 	if (n > 0)
 		qsort(nodes, n, sizeof(NodeInfo), cmp_node);
+	add_pcp_free(root, nodes, n);
 
 	r = read_tiers(root, nodes, n);
 	if (r < 0)

@@ -52,11 +52,24 @@ typedef struct NodeInfo {
 int devices_parse_node_meminfo(const char *text, int node, uint64_t *ret_total,
 			       uint64_t *ret_free);
 
+/*
+ * Free pages of each node held in the per-CPU page lists, from /proc/zoneinfo
+ * ("Node 1, zone   Normal" starts a zone; each "count: N" line of its
+ * pagesets adds N). Such pages are free, but not in the node's MemFree: the
+ * pages a migration just took off a node mostly sit there for a while (tens
+ * of MiB on a 1 GiB node with 2 CPUs). pages[] has n entries indexed by node
+ * id and is added to; zones of nodes >= n are skipped. -EBADMSG when a count
+ * line is malformed or comes before any zone, -ERANGE on overflow.
+ */
+int devices_parse_zoneinfo_pcp(const char *text, uint64_t *pages, size_t n);
+
 /* "memory_tier4" → 4; -EINVAL for anything else. */
 int devices_parse_tier_name(const char *name, int *ret_tier);
 
 /*
  * Read every node under root. Nodes are returned in ascending id order.
+ * free_bytes is MemFree plus the node's per-CPU list pages (when
+ * /proc/zoneinfo is there and parses).
  * -ENOENT when root has no /sys/devices/system/node (no NUMA sysfs at all).
  */
 int devices_read_nodes(const char *root, NodeInfo **ret, size_t *ret_n);

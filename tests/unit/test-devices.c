@@ -127,6 +127,65 @@ static void check_devices(const char *fixture, const Conf *conf, const ExpectedD
 	devices_free(d, n);
 }
 
+static void test_parse_zoneinfo_pcp(void **state)
+{
+	/* 6.1's layout, trimmed: two zones of node 0, one of node 1, two CPUs. */
+	static const char real[] =
+		"Node 0, zone      DMA\n"
+		"  per-node stats\n"
+		"      nr_inactive_anon 12\n"
+		"  pages free     3968\n"
+		"        protection: (0, 951, 951, 951, 951)\n"
+		"  pagesets\n"
+		"    cpu: 0\n"
+		"              count: 0\n"
+		"              high:  13\n"
+		"              batch: 1\n"
+		"  vm stats threshold: 4\n"
+		"Node 0, zone    DMA32\n"
+		"  pagesets\n"
+		"    cpu: 0\n"
+		"              count: 100\n"
+		"              high:  378\n"
+		"    cpu: 1\n"
+		"              count: 23\n"
+		"Node 1, zone   Normal\n"
+		"  pagesets\n"
+		"    cpu: 0\n"
+		"              count: 4000\n"
+		"    cpu: 1\n"
+		"              count: 1024\n"
+		"  node_unreclaimable:  0\n"
+		"Node 1, zone  Movable\n"
+		"  pages free     0\n";
+	static const struct {
+		const char *name, *text;
+		int ret;
+		uint64_t node0, node1;
+	} t[] = {
+		{ "real layout", real, 0, 123, 5024 },
+		{ "empty", "", 0, 0, 0 },
+		{ "node beyond the array is skipped", "Node 9, zone Normal\n count: 5\n", 0, 0, 0 },
+		{ "no newline at end", "Node 1, zone Normal\n count: 7", 0, 0, 7 },
+		{ "count before any zone", "  count: 5\nNode 0, zone DMA\n", -EBADMSG, 0, 0 },
+		{ "count not a number", "Node 0, zone DMA\n count: x\n", -EBADMSG, 0, 0 },
+		{ "negative count", "Node 0, zone DMA\n count: -1\n", -EBADMSG, 0, 0 },
+		{ "count with junk", "Node 0, zone DMA\n count: 12k\n", -EBADMSG, 0, 0 },
+		{ "overflow", "Node 0, zone DMA\n count: 18446744073709551615\n count: 1\n",
+		  -ERANGE, 0, 0 },
+	};
+
+	for (size_t i = 0; i < ELEMENTSOF(t); i++) {
+		uint64_t pages[4] = {};
+		int r = devices_parse_zoneinfo_pcp(t[i].text, pages, ELEMENTSOF(pages));
+
+		if (r != t[i].ret)
+			fail_msg("%s: returned %d, expected %d", t[i].name, r, t[i].ret);
+		if (r == 0 && (pages[0] != t[i].node0 || pages[1] != t[i].node1))
+			fail_msg("%s: %" PRIu64 "/%" PRIu64 " pages", t[i].name, pages[0], pages[1]);
+	}
+}
+
 static void test_fixture_nodes(void **state)
 {
 	static const struct {
@@ -299,7 +358,24 @@ static void test_discover_fallbacks(void **state)
 	assert_string_equal(d[0].name, "node1");
 	assert_int_equal(d[0].tier, -1);
 	assert_int_equal(d[0].total_bytes, 2048 * KIB);
+	assert_int_equal(d[0].free_bytes, 2048 * KIB);
 	devices_free(d, n);
+
+	/* Free pages in per-CPU lists count as free, up to the node's size; a bad zoneinfo is ignored. */
+	put(root, NODE "/node1/meminfo", "Node 1 MemTotal: 2048 kB\nNode 1 MemFree: 1024 kB\n");
+	put(root, "/proc/zoneinfo", "Node 1, zone Normal\n pagesets\n  cpu: 0\n   count: 2\n");
+	assert_int_equal(devices_discover(root, NULL, &d, &n, NULL), 0);
+	assert_int_equal(d[0].free_bytes, 1024 * KIB + 2 * (uint64_t) sysconf(_SC_PAGESIZE));
+	devices_free(d, n);
+	put(root, "/proc/zoneinfo", "Node 1, zone Normal\n count: 100000000\n");
+	assert_int_equal(devices_discover(root, NULL, &d, &n, NULL), 0);
+	assert_int_equal(d[0].free_bytes, 2048 * KIB);
+	devices_free(d, n);
+	put(root, "/proc/zoneinfo", "count: 2\n");
+	assert_int_equal(devices_discover(root, NULL, &d, &n, NULL), 0);
+	assert_int_equal(d[0].free_bytes, 1024 * KIB);
+	devices_free(d, n);
+	put(root, NODE "/node1/meminfo", "Node 1 MemTotal: 2048 kB\nNode 1 MemFree: 2048 kB\n");
 
 	/* has_memory wins over MemTotal, has_cpu over cpulist. */
 	put(root, NODE "/has_memory", "0,2\n");
@@ -399,6 +475,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_meminfo),
 		cmocka_unit_test(test_parse_tier_name),
+		cmocka_unit_test(test_parse_zoneinfo_pcp),
 		cmocka_unit_test(test_fixture_nodes),
 		cmocka_unit_test(test_discover_fixtures),
 		cmocka_unit_test(test_discover_configured),
