@@ -24,6 +24,8 @@ check() { # check DESCRIPTION COMMAND...
 diag() { sed 's/^/# /' "$@"; }
 
 GUPS_MAX_TICKS=${GUPS_MAX_TICKS:-40}
+# Ticks after a capture over which gups_scenario reports the means.
+GUPS_SETTLE=${GUPS_SETTLE:-3}
 GUPS_GOAL=0.9
 
 # gups_start NAME GUPS-ARGS...: runs gups in the background, output in
@@ -156,8 +158,9 @@ gups_scenario() {
 		fi
 		echo "# $2, phase $ph ($cap_mticks mover ticks): $cap_line"
 		fig="$fig|$c/$cap_mticks"
-		gups_settle "$1" $ph 3 || steady_frac=- steady_prec=-
-		echo "# $2, phase $ph, 3 ticks later: mean frac $steady_frac, mean precision $steady_prec"
+		gups_settle "$1" $ph "$GUPS_SETTLE" || steady_frac=- steady_prec=-
+		echo "# $2, phase $ph, $GUPS_SETTLE ticks later: mean frac $steady_frac," \
+			"mean precision $steady_prec"
 		fig="$fig|$steady_frac|$steady_prec"
 	done
 	echo "$fig" >>figures.txt
