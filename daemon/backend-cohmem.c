@@ -4,10 +4,14 @@
  * (man/cohmem.4, kernel/include/uapi/linux/cohmem.h), with libnl-genl-3.
  *
  * The family and the monitor group are resolved once, at open. Every
- * operation opens a netlink socket of its own and closes it at the end, so
- * worker threads never share a socket (a libnl socket is not thread-safe,
- * and a reply could reach the wrong thread). Extended ACK messages are kept
- * in backend_last_message().
+ * operation uses a netlink socket of its own for its duration, so worker
+ * threads never share a socket (a libnl socket is not thread-safe, and a
+ * reply could reach the wrong thread). Most operations open one and close it
+ * at the end; sample(), called about once per region per tracker tick, takes
+ * one from a small pool of idle sockets and puts it back when its exchanges
+ * with the kernel ended cleanly (any socket-level error closes it instead),
+ * which saves a socket, a bind and a receive buffer per call. The pool is
+ * emptied at close. Extended ACK messages are kept in backend_last_message().
  *
  * A kernel error ENOENT can mean that the family is gone (module unloaded, or
  * reloaded under a new id): the family is then resolved again, and when it no
@@ -23,6 +27,7 @@
 
 #include <errno.h>
 #include <linux/netlink.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +49,12 @@
 #endif
 
 #define COHMEM_POOLS_MAX 64
+/* Idle SAMPLE sockets kept: one per thread that samples at the same time. */
+#define COHMEM_IDLE_SOCKETS_MAX 4
+/* Receive buffer of a SAMPLE socket: the largest reply, a bitmap of 32 KiB, fits. */
+#define COHMEM_SAMPLE_MSG_BUF (64U * 1024U)
+_Static_assert(COHMEM_SAMPLE_MAX_PAGES / 8 + 4096 <= COHMEM_SAMPLE_MSG_BUF,
+	       "a SAMPLE reply must fit the receive buffer");
 
 struct Backend {
 	char *root;
@@ -51,6 +62,11 @@ struct Backend {
 	int family;
 	int monitor_group;      /* -1 when the module has none */
 	atomic_bool gone;       /* UNLOAD seen, or the family changed */
+
+	/* SAMPLE sockets between calls; a socket in use is in no list. */
+	pthread_mutex_t idle_lock;
+	struct nl_sock *idle[COHMEM_IDLE_SOCKETS_MAX];
+	size_t n_idle;
 
 	/* Event loop thread only. */
 	struct nl_sock *monitor;
@@ -287,6 +303,57 @@ static int socket_open(struct nl_sock **ret)
 	return 0;
 }
 
+/* An idle SAMPLE socket of the pool, or a new one: the caller's alone until socket_release(). */
+static int socket_acquire(Backend *b, struct nl_sock **ret)
+{
+	struct nl_sock *sk = NULL;
+	int r;
+
+	pthread_mutex_lock(&b->idle_lock);
+	if (b->n_idle > 0)
+		sk = b->idle[--b->n_idle];
+	pthread_mutex_unlock(&b->idle_lock);
+	if (!sk) {
+		r = socket_open(&sk);
+		if (r < 0)
+			return r;
+		/*
+		 * Replies are bounded: one recvmsg() into a buffer that fits any of
+		 * them, instead of a peek for the size and a second read. A larger
+		 * one fails with NLE_MSG_TRUNC and closes the socket.
+		 */
+		nl_socket_disable_msg_peek(sk);
+		r = nl_socket_set_msg_buf_size(sk, COHMEM_SAMPLE_MSG_BUF);
+		if (r < 0) {
+			nl_socket_free(sk);
+			return backend_errno_from_nl(r);
+		}
+	}
+	*ret = sk;
+	return 0;
+}
+
+/*
+ * Back to the pool when reuse is safe: the last exchange ended with the
+ * kernel's ACK or error, so nothing of it is left to read, and the family is
+ * still ours. Closed otherwise, or when the pool is full.
+ */
+static void socket_release(Backend *b, struct nl_sock *sk, bool reusable)
+{
+	if (!sk)
+		return;
+	if (reusable && !atomic_load(&b->gone)) {
+		pthread_mutex_lock(&b->idle_lock);
+		if (b->n_idle < COHMEM_IDLE_SOCKETS_MAX) {
+			b->idle[b->n_idle++] = sk;
+			sk = NULL;
+		}
+		pthread_mutex_unlock(&b->idle_lock);
+	}
+	if (sk)
+		nl_socket_free(sk);
+}
+
 /* Is the family still the one we resolved? */
 static int check_family(Backend *b, struct nl_sock *sk)
 {
@@ -406,6 +473,7 @@ static int cohmem_open(Backend **ret, const char *root)
 	if (b->monitor_group < 0)
 		b->monitor_group = -1;
 	atomic_init(&b->gone, false);
+	pthread_mutex_init(&b->idle_lock, NULL);
 	*ret = b;
 	return 0;
 }
@@ -424,6 +492,9 @@ static void cohmem_close(Backend *b)
 	if (!b)
 		return;
 	cohmem_monitor_close(b);
+	while (b->n_idle > 0)
+		nl_socket_free(b->idle[--b->n_idle]);
+	pthread_mutex_destroy(&b->idle_lock);
 	free(b->root);
 	free(b);
 }
@@ -720,6 +791,7 @@ static int cohmem_sample(Backend *b, pid_t pid, uint64_t start, uint64_t length,
 {
 	struct nl_sock *sk = NULL;
 	uint64_t pages, young = 0;
+	bool reusable = false;
 	int r;
 
 	backend_set_last_message(NULL);
@@ -733,7 +805,7 @@ static int cohmem_sample(Backend *b, pid_t pid, uint64_t start, uint64_t length,
 	pages = length / b->page_size;
 	if (bitmap_bytes < (pages + 7) / 8)
 		return -ENOBUFS;
-	r = socket_open(&sk);
+	r = socket_acquire(b, &sk);
 	if (r < 0)
 		return r;
 	/* COHMEM_SAMPLE_MAX_PAGES per call, a multiple of 8: chunks start on a byte. */
@@ -751,6 +823,8 @@ static int cohmem_sample(Backend *b, pid_t pid, uint64_t start, uint64_t length,
 
 		r = request(b, sk, COHMEM_CMD_SAMPLE, false, &q, &rep);
 		reply_done(&rep);
+		/* rep.error still 1: the exchange broke off (or never started). */
+		reusable = rep.error <= 0;
 		if (r < 0)
 			break;
 		if (rep.bitmap_len != (n + 7) / 8 || !(rep.have & A(COHMEM_A_NR_YOUNG))) {
@@ -760,7 +834,7 @@ static int cohmem_sample(Backend *b, pid_t pid, uint64_t start, uint64_t length,
 		young += rep.v[COHMEM_A_NR_YOUNG];
 		done += n;
 	}
-	nl_socket_free(sk);
+	socket_release(b, sk, reusable);
 	if (r < 0)
 		return r;
 	if (ret_young)

@@ -18,8 +18,9 @@
  * move/residency/sample/evict are blocking and are called from the mover's
  * worker threads, never from the event loop, and may run concurrently on one
  * Backend: a backend keeps no per-call state in its struct, or locks it (the
- * cohmem backend opens one netlink socket per call). The monitor functions
- * belong to the event loop's thread.
+ * cohmem backend gives each call a netlink socket of its own: a new one, or
+ * for sample an idle one from a locked pool). The monitor functions belong
+ * to the event loop's thread.
  *
  * Ranges: start and length page aligned, start + length neither wrapping nor
  * above BACKEND_USER_ADDR_MAX (-EINVAL otherwise). length 0 (with start 0)

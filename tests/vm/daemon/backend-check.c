@@ -3,7 +3,8 @@
  * The daemon's numa and cohmem backends (daemon/backend*.c) against Debian's
  * kernel in the VM, on a forked child's buffer: moves to the memory-only node
  * 1, to a cohmem pool and back to system RAM, residency, counts that add up,
- * the child's data intact, the monitor group, and the documented errors
+ * the child's data intact, SAMPLE from four threads at once and after errors
+ * (its sockets are reused), the monitor group, and the documented errors
  * (dead pid, zombie, kernel thread, bad range, module absent). TAP.
  *
  * With BACKEND_BENCH=1 in the environment (tests/vm/run --env) it also
@@ -190,6 +191,71 @@ static bool run_workers(const BackendOps *numa, Backend *nb, const BackendOps *c
 	return ok;
 }
 
+typedef struct Sampler {
+	const BackendOps *ops;
+	Backend *b;
+	pid_t pid;
+	uint64_t addr;
+	int bad;
+	char why[160];
+} Sampler;
+
+/* Reads without clearing: every page of the quarter stays young, every time. */
+static void *sampler_main(void *arg)
+{
+	Sampler *s = arg;
+	uint8_t bm[NPAGES / 4 / 8];
+	uint64_t young;
+
+	for (int i = 0; i < 25 && !s->bad; i++) {
+		size_t set = 0;
+		int r;
+
+		memset(bm, 0, sizeof(bm));
+		young = 0;
+		r = s->ops->sample(s->b, s->pid, s->addr, NPAGES / 4 * PAGE, false, bm, sizeof(bm),
+				   &young);
+		for (size_t k = 0; k < sizeof(bm); k++)
+			set += (size_t) __builtin_popcount(bm[k]);
+		if (r != 0 || young != NPAGES / 4 || set != NPAGES / 4) {
+			s->bad = 1;
+			snprintf(s->why, sizeof(s->why), "call %d: r=%d, %llu young, %zu bits", i, r,
+				 (unsigned long long) young, set);
+		}
+	}
+	return NULL;
+}
+
+/* Four threads sampling their quarter of the buffer at once, on one backend. */
+static bool run_samplers(const BackendOps *coh, Backend *cb, const struct coh_victim *v,
+			 char *why, size_t why_len)
+{
+	Sampler s[4];
+	pthread_t t[4];
+	bool ok = true;
+	int started = 0;
+
+	why[0] = '\0';
+	for (int i = 0; i < 4; i++) {
+		s[i] = (Sampler) { .ops = coh, .b = cb, .pid = v->pid,
+				   .addr = v->addr + (uint64_t) i * (NPAGES / 4) * PAGE };
+		if (pthread_create(&t[i], NULL, sampler_main, &s[i]) != 0) {
+			snprintf(why, why_len, "pthread_create failed");
+			ok = false;
+			break;
+		}
+		started++;
+	}
+	for (int i = 0; i < started; i++) {
+		(void) pthread_join(t[i], NULL);
+		if (s[i].bad) {
+			ok = false;
+			snprintf(why, why_len, "thread %d: %s", i, s[i].why);
+		}
+	}
+	return ok;
+}
+
 static double now(void)
 {
 	struct timespec ts;
@@ -358,7 +424,7 @@ int main(void)
 	size_t n = 0;
 	char params[256];
 	bool found;
-	int r, r2, fd = -1;
+	int r, r2, r3, fd = -1;
 	pid_t dead, zombie;
 	bool do_bench = getenv("BACKEND_BENCH") && streq(getenv("BACKEND_BENCH"), "1");
 
@@ -366,7 +432,7 @@ int main(void)
 		tap_skip_all("cohmem.ko not found (COH_MODULE_DIR)");
 	if (coh_module_loaded() && coh_module_unload() < 0)
 		tap_skip_all("cohmem is loaded and cannot be unloaded");
-	tap_init("backend-check", 67 + (do_bench ? 1 : 0));
+	tap_init("backend-check", 69 + (do_bench ? 1 : 0));
 
 	/* ---- before the module ---- */
 	r = coh->open(&cb, "/");
@@ -572,6 +638,28 @@ int main(void)
 		       (unsigned long long) young, set, r);
 		r = coh->sample(cb, v.pid, addr, len, false, bm, sizeof(bm) - 1, &young);
 		tap_ok(r == -ENOBUFS, "cohmem: sample into a short bitmap is -ENOBUFS (r=%d)", r);
+
+		/* SAMPLE reuses its sockets: a kernel error must leave the next call whole. */
+		r = coh->sample(cb, v.pid, UINT64_C(0x1000), PAGE, false, bm, sizeof(bm), &young);
+		r2 = coh->sample(cb, dead, addr, len, false, bm, sizeof(bm), &young);
+		young = 0;
+		memset(bm, 0, sizeof(bm));
+		r3 = coh->sample(cb, v.pid, addr, len, false, bm, sizeof(bm), &young);
+		set = 0;
+		for (size_t i = 0; i < sizeof(bm); i++)
+			set += (size_t) __builtin_popcount(bm[i]);
+		tap_ok(r == -EFAULT && r2 == -ESRCH && r3 == 0 && young == NPAGES && set == NPAGES,
+		       "cohmem: sample after -EFAULT and -ESRCH: %llu young, %zu bits (r=%d %d %d)",
+		       (unsigned long long) young, set, r, r2, r3);
+	}
+
+	/* sample from four threads at once: no two share a socket */
+	{
+		char why[200];
+		bool ok = run_samplers(coh, cb, &v, why, sizeof(why));
+
+		tap_ok(ok, "cohmem: 4 threads x 25 samples at once, every page young every time%s%s",
+		       ok ? "" : ": ", why);
 	}
 
 	/* evict */
@@ -689,8 +777,13 @@ int main(void)
 	       events_seen[BACKEND_EVENT_UNLOAD], dispatch_errors);
 	r = coh->move(cb, v.pid, addr, len, &pool, NULL, NULL, &c);
 	r2 = coh->list_devices(cb, &devs, &n);
-	tap_ok(r == -ENODEV && r2 == -ENODEV, "cohmem: after unload every call is -ENODEV (r=%d %d)",
-	       r, r2);
+	{
+		uint8_t bm[2];
+
+		r3 = coh->sample(cb, v.pid, addr, 16 * PAGE, false, bm, sizeof(bm), NULL);
+	}
+	tap_ok(r == -ENODEV && r2 == -ENODEV && r3 == -ENODEV,
+	       "cohmem: after unload every call is -ENODEV (r=%d %d, sample %d)", r, r2, r3);
 	tap_ok(coh_victim_cmd(&v, VICTIM_CHECK, 1) == 0, "victim: data intact at the end");
 	coh->close(cb);
 	numa->close(nb);
