@@ -46,7 +46,7 @@ done
 # balancing; THP only where asked (gups --thp off).
 echo 0 >/proc/sys/kernel/numa_balancing
 echo madvise >/sys/kernel/mm/transparent_hugepage/enabled
-GUPS_ARGS="--size 384M --hot 64M --cold-ppm 100 --thp off --tick-ms 1000"
+GUPS_ARGS="--size 384M --hot 64M --cold-ppm 100 --thp off --tick-ms 1000 --tlb-flush-ms 100"
 : >figures.txt
 
 # ------------------------------------------------------------ coherentd

@@ -115,7 +115,7 @@ next_tick() {
 # ------------------------------------------------------------ hot:gpu0
 # Precision is measured once cold demotion had time to act.
 GUPS_SETTLE=6
-GUPS_ARGS="--size 384M --hot 64M --cold-ppm 100 --thp off --tick-ms 1000"
+GUPS_ARGS="--size 384M --hot 64M --cold-ppm 100 --thp off --tick-ms 1000 --tlb-flush-ms 100"
 gups_start pool $GUPS_ARGS --seed 3 --device pool
 cohctl policy set --pid "$pool_pid" hot:gpu0 >policy.out 2>&1
 check "cohctl policy set --pid PID hot:gpu0 exits 0" test $? -eq 0

@@ -44,6 +44,17 @@
  *
  *   gups: verified W words, E errors (U updates, P phase changes)
  *
+ * --tlb-flush-ms MS makes the process's TLB entries turn over as a hardware
+ * TLB's do: under QEMU TCG a vCPU's TLB (QEMU's softmmu TLB, millions of
+ * entries) keeps every translation until the guest flushes it, so a sampler
+ * that clears accessed bits without a flush, as DAMON does (on hardware too,
+ * where the TLB's few thousand entries turn over by themselves), sees no
+ * access at all once the hot set's translations are cached: after a
+ * migration, for as long as no context switch reloads CR3. Every MS ms a
+ * thread flushes the whole TLB of the process on every CPU it runs on, by
+ * write-protecting and unprotecting 64 pages (over the kernel's 33-page
+ * ceiling for page-by-page flushes). 0, the default: no flushes.
+ *
  * Exit status: 0 no error, 1 data mismatch, 2 usage, 3 system error.
  */
 #define _GNU_SOURCE
@@ -79,7 +90,7 @@ static struct {
 	uint64_t *buf;
 	size_t npages, hot_pages, slots;
 	uint64_t seed;
-	unsigned cold_ppm, tick_ms, phase_ticks;
+	unsigned cold_ppm, tick_ms, phase_ticks, flush_ms;
 	int dev_node;                   /* -1: the cohmem pool */
 	/* updates done in each phase, and the phase the updater is in */
 	uint64_t phase_updates[PHASES_MAX];
@@ -169,6 +180,30 @@ static void print_range(FILE *f, size_t first, size_t n)
 {
 	fprintf(f, "0x%lx-0x%lx", (unsigned long)((char *)g.buf + first * PG),
 		(unsigned long)((char *)g.buf + (first + n) * PG));
+}
+
+#define FLUSH_PAGES 64
+
+/* --tlb-flush-ms: a full TLB flush of this mm every flush_ms (see the top). */
+static void *flusher(void *arg)
+{
+	char *scratch = arg;
+	struct timespec next;
+
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	while (!atomic_load(&g.stop)) {
+		next.tv_nsec += (long)g.flush_ms * 1000000L;
+		next.tv_sec += next.tv_nsec / 1000000000L;
+		next.tv_nsec %= 1000000000L;
+		while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+			;
+		if (mprotect(scratch, FLUSH_PAGES * PG, PROT_READ) < 0 ||
+		    mprotect(scratch, FLUSH_PAGES * PG, PROT_READ | PROT_WRITE) < 0) {
+			fprintf(stderr, "gups: mprotect: %m\n");
+			exit(EXIT_SYSTEM);
+		}
+	}
+	return NULL;
 }
 
 static void *reporter(void *arg)
@@ -283,7 +318,9 @@ static void usage(FILE *f)
 		"  -d, --device node:N|pool  what counts as on the device (default pool)\n"
 		"  -r, --range-file FILE   write \"0xSTART-0xEND\\nPID\\n\" once filled\n"
 		"  -n, --fill-node N       fill the pages on node N (preferred, then the\n"
-		"                          default policy again)\n");
+		"                          default policy again)\n"
+		"  -f, --tlb-flush-ms MS   flush the process's TLB every MS ms, as a\n"
+		"                          hardware TLB turns over (default 0: never)\n");
 }
 
 static int write_range_file(const char *path)
@@ -316,6 +353,7 @@ int main(int argc, char **argv)
 		{ "device", required_argument, NULL, 'd' },
 		{ "range-file", required_argument, NULL, 'r' },
 		{ "fill-node", required_argument, NULL, 'n' },
+		{ "tlb-flush-ms", required_argument, NULL, 'f' },
 		{ "help", no_argument, NULL, 'h' },
 		{}
 	};
@@ -331,7 +369,7 @@ int main(int argc, char **argv)
 	g.cold_ppm = 100;
 	g.tick_ms = 1000;
 	g.dev_node = -1;
-	while ((c = getopt_long(argc, argv, "s:H:c:S:t:T:p:d:r:n:h", opts, NULL)) >= 0) {
+	while ((c = getopt_long(argc, argv, "s:H:c:S:t:T:p:d:r:n:f:h", opts, NULL)) >= 0) {
 		switch (c) {
 		case 's':
 		case 'H':
@@ -362,6 +400,12 @@ int main(int argc, char **argv)
 		case 'T':
 			if (parse_uint(optarg, 3600000, &g.tick_ms) < 0 || !g.tick_ms) {
 				fprintf(stderr, "gups: --tick-ms takes 1..3600000\n");
+				return EXIT_USAGE;
+			}
+			break;
+		case 'f':
+			if (parse_uint(optarg, 3600000, &g.flush_ms) < 0) {
+				fprintf(stderr, "gups: --tlb-flush-ms takes 0..3600000\n");
 				return EXIT_USAGE;
 			}
 			break;
@@ -458,6 +502,21 @@ int main(int argc, char **argv)
 	if (pthread_create(&rep, NULL, reporter, NULL) != 0) {
 		fprintf(stderr, "gups: cannot start the reporter\n");
 		return EXIT_SYSTEM;
+	}
+	if (g.flush_ms) {
+		char *scratch = mmap(NULL, FLUSH_PAGES * PG, PROT_READ | PROT_WRITE,
+				     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+		pthread_t fl;
+
+		if (scratch == MAP_FAILED || madvise(scratch, FLUSH_PAGES * PG, MADV_NOHUGEPAGE) < 0) {
+			fprintf(stderr, "gups: scratch mapping: %m\n");
+			return EXIT_SYSTEM;
+		}
+		if (pthread_create(&fl, NULL, flusher, scratch) != 0) {
+			fprintf(stderr, "gups: cannot start the TLB flusher\n");
+			return EXIT_SYSTEM;
+		}
+		pthread_detach(fl);
 	}
 
 	for (unsigned phase = 0;;) {
