@@ -1176,16 +1176,28 @@ static void move_done(MoverJob *j, int r, void *userdata)
 		if (pr && extents_set(pr, mv->req.start, mv->req.start + mv->req.length, at,
 				      p->tick_now_usec) < 0)
 			log_oom();
+		/*
+		 * The tracker's regions: those inside the range are where it went;
+		 * any that reaches into the pool is sampled there from the next
+		 * tick on (DAMON does not see pool pages, and the engine got the
+		 * regions cut at residency boundaries, so a move rarely matches a
+		 * tracker region exactly).
+		 */
 		regs = tracker_engine_regions(p->tracker, mv->req.pid, &n);
-		for (size_t k = 0; regs && k < n; k++)
-			if (regs[k].start == mv->req.start && regs[k].length == mv->req.length) {
-				const Device *d = device_of_index(p, mv->destination);
+		for (size_t k = 0; regs && k < n; k++) {
+			const Device *d = device_of_index(p, mv->destination);
+			bool to_pool = at >= 0 && d && d->kind == DEVICE_KIND_COHMEM;
+			uint64_t s = regs[k].start, e = regs[k].start + regs[k].length;
 
+			if (e <= mv->req.start || s >= mv->req.start + mv->req.length)
+				continue;
+			if (s >= mv->req.start && e <= mv->req.start + mv->req.length) {
 				regs[k].residency = at;
-				regs[k].on_cohmem = at >= 0 && d && d->kind == DEVICE_KIND_COHMEM;
+				regs[k].on_cohmem = to_pool;
 				regs[k].resident_since_usec = p->tick_now_usec;
-				break;
-			}
+			} else if (to_pool)
+				regs[k].on_cohmem = true;
+		}
 	}
 
 	move_job_free(mv);
@@ -1360,6 +1372,7 @@ static int placement_build(Placement *p, Plan *pl, size_t *ret_n_devices)
 		const PidResidency *pr;
 		TrackerRegion *regs;
 		size_t n = 0, x;
+		bool pool;
 
 		if (i > 0 && pl->owners[i - 1].pid == o->pid)
 			continue;
@@ -1396,6 +1409,7 @@ static int placement_build(Placement *p, Plan *pl, size_t *ret_n_devices)
 			 */
 			while (pr && x < pr->n_extents && pr->extents[x].end <= at)
 				x++;
+			pool = false;
 			while (at < end) {
 				const ResidencyExtent *e = pr && x < pr->n_extents &&
 							   pr->extents[x].start < end ?
@@ -1430,10 +1444,15 @@ static int placement_build(Placement *p, Plan *pl, size_t *ret_n_devices)
 				};
 				if (res >= 0 && res == pl->targets[o->target].device)
 					st->device_bytes += to - at;
+				if (res >= 0 && device_of_index(p, res) &&
+				    device_of_index(p, res)->kind == DEVICE_KIND_COHMEM)
+					pool = true;
 				if (e && to == e->end)
 					x++;
 				at = to;
 			}
+			/* Any of it in a pool: sampled there (DAMON cannot see pool pages). */
+			reg->on_cohmem = pool;
 		}
 	}
 	return 0;
