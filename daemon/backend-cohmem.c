@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include <netlink/genl/ctrl.h>
+#include <netlink/genl/family.h>
 #include <netlink/genl/genl.h>
 #include <netlink/netlink.h>
 
@@ -53,14 +54,21 @@
 #define COHMEM_IDLE_SOCKETS_MAX 4
 /* Receive buffer of a SAMPLE socket: the largest reply, a bitmap of 32 KiB, fits. */
 #define COHMEM_SAMPLE_MSG_BUF (64U * 1024U)
-_Static_assert(COHMEM_SAMPLE_MAX_PAGES / 8 + 4096 <= COHMEM_SAMPLE_MSG_BUF,
+/* A WINDOW nest of a reply: header, START, NR_PAGES, NR_YOUNG (with padding), NO_MAPPING. */
+#define COHMEM_WINDOW_REPLY_MAX (4 + 3 * 16 + 4)
+_Static_assert(COHMEM_SAMPLE_MAX_PAGES / 8 + 4096 +
+	       COHMEM_SAMPLE_MAX_WINDOWS * COHMEM_WINDOW_REPLY_MAX <= COHMEM_SAMPLE_MSG_BUF,
 	       "a SAMPLE reply must fit the receive buffer");
+_Static_assert(BACKEND_SAMPLE_WINDOWS_MAX <= COHMEM_SAMPLE_MAX_WINDOWS &&
+	       BACKEND_SAMPLE_PAGES_MAX <= COHMEM_SAMPLE_MAX_PAGES,
+	       "a sample_windows() call must be one SAMPLE request");
 
 struct Backend {
 	char *root;
 	uint64_t page_size;
 	int family;
 	int monitor_group;      /* -1 when the module has none */
+	bool have_windows;      /* SAMPLE takes WINDOW nests (the family's maxattr has them) */
 	atomic_bool gone;       /* UNLOAD seen, or the family changed */
 
 	/* SAMPLE sockets between calls; a socket in use is in no list. */
@@ -81,6 +89,8 @@ typedef struct CohRequest {
 	uint32_t pool_id, pid, dest;
 	uint64_t start, length, nr_pages;
 	bool clear;
+	const BackendSampleWindow *windows;     /* SAMPLE: one WINDOW nest each */
+	size_t n_windows;
 } CohRequest;
 
 #define A(attr) (UINT64_C(1) << (attr))
@@ -105,6 +115,9 @@ typedef struct CohReply {
 	const uint8_t *bitmap_src;
 	uint8_t *bitmap;        /* caller's buffer for SAMPLE */
 	size_t bitmap_bytes, bitmap_len;
+	BackendSampleWindow *windows;   /* SAMPLE with windows: the request's, filled in order */
+	size_t n_windows, n_windows_seen;
+	uint64_t page_size;
 	bool bad;               /* a reply failed validation */
 } CohReply;
 
@@ -145,6 +158,8 @@ static struct nla_policy reply_policy[COHMEM_A_MAX + 1] = {
 	[COHMEM_A_NR_YOUNG] = { .type = NLA_U64 },
 	[COHMEM_A_EVICTED] = { .type = NLA_U64 },
 	[COHMEM_A_WMARK] = { .type = NLA_U32 },
+	[COHMEM_A_WINDOW] = { .type = NLA_NESTED },
+	[COHMEM_A_NO_MAPPING] = { .type = NLA_FLAG },
 };
 
 static void reply_done(CohReply *r)
@@ -183,6 +198,31 @@ static int parse_pool(struct nlattr **tb, CohPool *p)
 	if (p->free > p->total)
 		return -EBADMSG;
 	return 0;
+}
+
+/* The next WINDOW nest of a SAMPLE reply: it must describe the next window asked for. */
+static void parse_window(CohReply *r, struct nlattr *a)
+{
+	struct nlattr *nt[COHMEM_A_MAX + 1];
+	BackendSampleWindow *w;
+	uint64_t pages, young;
+
+	if (r->n_windows_seen >= r->n_windows ||
+	    nla_parse_nested(nt, COHMEM_A_MAX, a, reply_policy) < 0 || !nt[COHMEM_A_START] ||
+	    !nt[COHMEM_A_NR_PAGES] || !nt[COHMEM_A_NR_YOUNG]) {
+		r->bad = true;
+		return;
+	}
+	w = &r->windows[r->n_windows_seen++];
+	pages = nla_get_u64(nt[COHMEM_A_NR_PAGES]);
+	young = nla_get_u64(nt[COHMEM_A_NR_YOUNG]);
+	if (nla_get_u64(nt[COHMEM_A_START]) != w->start || pages != w->length / r->page_size ||
+	    young > pages) {
+		r->bad = true;
+		return;
+	}
+	w->young = young;
+	w->unmapped = nt[COHMEM_A_NO_MAPPING] != NULL;
 }
 
 static int on_valid(struct nl_msg *msg, void *arg)
@@ -234,6 +274,10 @@ static int on_valid(struct nl_msg *msg, void *arg)
 	nla_for_each_attr(a, genlmsg_attrdata(gh, 0), genlmsg_attrlen(gh, 0), rem) {
 		struct nlattr *nt[COHMEM_A_MAX + 1];
 
+		if (nla_type(a) == COHMEM_A_WINDOW && r->windows) {
+			parse_window(r, a);
+			continue;
+		}
 		if (nla_type(a) != COHMEM_A_RESIDENT)
 			continue;
 		if (nla_parse_nested(nt, COHMEM_A_MAX, a, reply_policy) < 0 ||
@@ -402,6 +446,15 @@ static int request(Backend *b, struct nl_sock *sk, int cmd, bool dump, const Coh
 			goto out;
 		if (q->clear && nla_put_flag(msg, COHMEM_A_CLEAR))
 			goto out;
+		for (size_t i = 0; i < q->n_windows; i++) {
+			/* NLA_F_NESTED: the kernel validates nests strictly */
+			struct nlattr *nest = nla_nest_start(msg, COHMEM_A_WINDOW | NLA_F_NESTED);
+
+			if (!nest || nla_put_u64(msg, COHMEM_A_START, q->windows[i].start) ||
+			    nla_put_u64(msg, COHMEM_A_LENGTH, q->windows[i].length))
+				goto out;
+			nla_nest_end(msg, nest);
+		}
 	}
 	cb = nl_cb_alloc(NL_CB_DEFAULT);
 	if (!cb) {
@@ -441,6 +494,24 @@ out:
 
 /* ---- open / close / devices ---- */
 
+/* The family's highest attribute as the kernel registered it, or -1. */
+static int family_maxattr(struct nl_sock *sk)
+{
+	struct nl_cache *cache = NULL;
+	struct genl_family *f;
+	int r = -1;
+
+	if (genl_ctrl_alloc_cache(sk, &cache) < 0)
+		return -1;
+	f = genl_ctrl_search_by_name(cache, COHMEM_FAMILY_NAME);
+	if (f) {
+		r = genl_family_get_maxattr(f);
+		genl_family_put(f);
+	}
+	nl_cache_free(cache);
+	return r;
+}
+
 static int cohmem_open(Backend **ret, const char *root)
 {
 	struct nl_sock *sk = NULL;
@@ -463,6 +534,7 @@ static int cohmem_open(Backend **ret, const char *root)
 	b->page_size = (uint64_t) ps;
 	b->family = genl_ctrl_resolve(sk, COHMEM_FAMILY_NAME);
 	b->monitor_group = genl_ctrl_resolve_grp(sk, COHMEM_FAMILY_NAME, COHMEM_MCGRP_MONITOR);
+	b->have_windows = family_maxattr(sk) >= COHMEM_A_NO_MAPPING;
 	nl_socket_free(sk);
 	if (!b->root || b->family < 0) {
 		r = !b->root ? -ENOMEM : -ENODEV;
@@ -842,6 +914,53 @@ static int cohmem_sample(Backend *b, pid_t pid, uint64_t start, uint64_t length,
 	return 0;
 }
 
+static int cohmem_sample_windows(Backend *b, pid_t pid, BackendSampleWindow *w, size_t n,
+				 bool clear)
+{
+	struct nl_sock *sk = NULL;
+	CohRequest q = {
+		.present = A(COHMEM_A_PID), .pid = (uint32_t) pid, .clear = clear,
+		.windows = w, .n_windows = n,
+	};
+	CohReply rep = { .windows = w, .n_windows = n, .page_size = b->page_size };
+	int r;
+
+	backend_set_last_message(NULL);
+	r = backend_check_sample_windows(w, n, b->page_size);
+	if (r < 0)
+		return r;
+	if (pid <= 0)
+		return -ESRCH;
+	if (!b->have_windows) {
+		/* an older module: one SAMPLE per window */
+		_cleanup_free_ uint8_t *bitmap = malloc(BACKEND_SAMPLE_PAGES_MAX / 8);
+
+		if (!bitmap)
+			return -ENOMEM;
+		for (size_t i = 0; i < n; i++) {
+			r = cohmem_sample(b, pid, w[i].start, w[i].length, clear, bitmap,
+					  BACKEND_SAMPLE_PAGES_MAX / 8, &w[i].young);
+			w[i].unmapped = r == -EFAULT;
+			if (r == -EFAULT)
+				w[i].young = 0;
+			else if (r < 0)
+				return r;
+		}
+		return 0;
+	}
+	r = socket_acquire(b, &sk);
+	if (r < 0)
+		return r;
+	r = request(b, sk, COHMEM_CMD_SAMPLE, false, &q, &rep);
+	reply_done(&rep);
+	socket_release(b, sk, rep.error <= 0);
+	if (r < 0)
+		return r;
+	if (rep.n_windows_seen != n)
+		return -EBADMSG;
+	return 0;
+}
+
 static int cohmem_evict(Backend *b, int64_t id, uint64_t n_pages, uint64_t *ret_evicted)
 {
 	struct nl_sock *sk = NULL;
@@ -1003,6 +1122,7 @@ const BackendOps backend_cohmem_ops = {
 	.move = cohmem_move,
 	.residency = cohmem_residency,
 	.sample = cohmem_sample,
+	.sample_windows = cohmem_sample_windows,
 	.evict = cohmem_evict,
 	.monitor_open = cohmem_monitor_open,
 	.monitor_dispatch = cohmem_monitor_dispatch,

@@ -551,6 +551,15 @@ out:
 	return r;
 }
 
+/* Does a mapping of p intersect [start, end)? */
+static bool mapped_in(const FakeProcess *p, uint64_t start, uint64_t end)
+{
+	for (size_t i = 0; i < p->n_maps; i++)
+		if (p->maps[i].start < end && start < p->maps[i].end)
+			return true;
+	return false;
+}
+
 static int fake_residency(Backend *b, pid_t pid, uint64_t start, uint64_t length,
 			  ResidencyEntry **ret, size_t *ret_n)
 {
@@ -559,7 +568,6 @@ static int fake_residency(Backend *b, pid_t pid, uint64_t start, uint64_t length
 	uint64_t system = 0, end;
 	FakeProcess *p;
 	size_t k = 0;
-	bool any = false;
 	int r;
 
 	pthread_mutex_lock(&b->lock);
@@ -575,9 +583,7 @@ static int fake_residency(Backend *b, pid_t pid, uint64_t start, uint64_t length
 		goto out;
 	}
 	end = length ? start + length : UINT64_MAX;
-	for (size_t i = 0; i < p->n_maps; i++)
-		any = any || (p->maps[i].start < end && start < p->maps[i].end);
-	if (!any) {
+	if (!mapped_in(p, start, end)) {
 		r = -EFAULT;
 		goto out;
 	}
@@ -613,6 +619,26 @@ out:
 	return r;
 }
 
+/* Young pages of [start, start + pages pages), cleared when asked; bits into bitmap unless NULL. */
+static uint64_t sample_pages(FakeProcess *p, uint64_t start, uint64_t pages, bool clear,
+			     uint8_t *bitmap)
+{
+	uint64_t young = 0;
+
+	for (uint64_t i = 0; i < pages; i++) {
+		FakePage *pg = find_page(p, start + i * FAKE_PAGE_SIZE);
+
+		if (!pg || !(pg->flags & FAKE_PAGE_YOUNG))
+			continue;
+		if (bitmap)
+			bitmap[i / 8] |= (uint8_t) (1U << (i % 8));
+		young++;
+		if (clear)
+			pg->flags &= ~(unsigned) FAKE_PAGE_YOUNG;
+	}
+	return young;
+}
+
 static int fake_sample(Backend *b, pid_t pid, uint64_t start, uint64_t length, bool clear,
 		       uint8_t *bitmap, size_t bitmap_bytes, uint64_t *ret_young)
 {
@@ -639,18 +665,36 @@ static int fake_sample(Backend *b, pid_t pid, uint64_t start, uint64_t length, b
 		goto out;
 	}
 	memset(bitmap, 0, (size_t) ((pages + 7) / 8));
-	for (uint64_t i = 0; i < pages; i++) {
-		FakePage *pg = find_page(p, start + i * FAKE_PAGE_SIZE);
-
-		if (!pg || !(pg->flags & FAKE_PAGE_YOUNG))
-			continue;
-		bitmap[i / 8] |= (uint8_t) (1U << (i % 8));
-		young++;
-		if (clear)
-			pg->flags &= ~(unsigned) FAKE_PAGE_YOUNG;
-	}
+	young = sample_pages(p, start, pages, clear, bitmap);
 	if (ret_young)
 		*ret_young = young;
+out:
+	pthread_mutex_unlock(&b->lock);
+	return r;
+}
+
+static int fake_sample_windows(Backend *b, pid_t pid, BackendSampleWindow *w, size_t n,
+			       bool clear)
+{
+	FakeProcess *p;
+	int r;
+
+	pthread_mutex_lock(&b->lock);
+	r = enter(b, FAKE_OP_SAMPLE_WINDOWS);
+	if (r < 0)
+		goto out;
+	r = backend_check_sample_windows(w, n, FAKE_PAGE_SIZE);
+	if (r < 0)
+		goto out;
+	p = find_proc(b, pid);
+	if (!p || p->n_maps == 0) {
+		r = -ESRCH;
+		goto out;
+	}
+	for (size_t k = 0; k < n; k++) {
+		w[k].unmapped = !mapped_in(p, w[k].start, w[k].start + w[k].length);
+		w[k].young = sample_pages(p, w[k].start, w[k].length / FAKE_PAGE_SIZE, clear, NULL);
+	}
 out:
 	pthread_mutex_unlock(&b->lock);
 	return r;
@@ -758,6 +802,7 @@ const BackendOps backend_fake_ops = {
 	.move = fake_move,
 	.residency = fake_residency,
 	.sample = fake_sample,
+	.sample_windows = fake_sample_windows,
 	.evict = fake_evict,
 	.monitor_open = fake_monitor_open,
 	.monitor_dispatch = fake_monitor_dispatch,

@@ -82,6 +82,24 @@ int backend_check_range(uint64_t start, uint64_t length, uint64_t page_size)
 	return 0;
 }
 
+int backend_check_sample_windows(const BackendSampleWindow *w, size_t n, uint64_t page_size)
+{
+	uint64_t pages = 0;
+
+	if (n == 0 || n > BACKEND_SAMPLE_WINDOWS_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		if (backend_check_range(w[i].start, w[i].length, page_size) < 0 || w[i].length == 0)
+			return -EINVAL;
+		if (i > 0 && w[i].start < w[i - 1].start + w[i - 1].length)
+			return -EINVAL;
+		pages += w[i].length / page_size;
+		if (pages > BACKEND_SAMPLE_PAGES_MAX)
+			return -EINVAL;
+	}
+	return 0;
+}
+
 /* ---- messages and errors ---- */
 
 static _Thread_local char last_message[256];

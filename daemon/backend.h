@@ -113,6 +113,28 @@ typedef struct ResidencyEntry {
 	uint64_t bytes;
 } ResidencyEntry;
 
+/*
+ * One window of sample_windows(): the caller sets start and length, the
+ * backend young and unmapped.
+ */
+typedef struct BackendSampleWindow {
+	uint64_t start, length;
+	uint64_t young;         /* pages whose accessed bit was set */
+	bool unmapped;          /* no mapping intersects the window; young is 0 */
+} BackendSampleWindow;
+
+/* Most windows, and pages in all of them, per sample_windows() call. */
+#define BACKEND_SAMPLE_WINDOWS_MAX 64U
+#define BACKEND_SAMPLE_PAGES_MAX (UINT64_C(1) << 18)
+
+/*
+ * Windows valid for sample_windows(): 1 to BACKEND_SAMPLE_WINDOWS_MAX of
+ * them, each a valid range (backend_check_range()) of non-zero length, in
+ * ascending address order and not overlapping, BACKEND_SAMPLE_PAGES_MAX
+ * pages in all. 0 or -EINVAL.
+ */
+int backend_check_sample_windows(const BackendSampleWindow *w, size_t n, uint64_t page_size);
+
 /* Called from the worker thread after each batch; return <0 to cancel. */
 typedef int (*BackendProgressFn)(const MoveCounts *so_far, uint64_t pages_total, void *userdata);
 
@@ -162,6 +184,17 @@ typedef struct BackendOps {
 	/* Optional (NULL when unsupported): young-page bitmap, one bit per page. */
 	int (*sample)(Backend *b, pid_t pid, uint64_t start, uint64_t length, bool clear,
 		      uint8_t *bitmap, size_t bitmap_bytes, uint64_t *ret_young);
+	/*
+	 * Optional: sample() of n windows of pid in one kernel call, without
+	 * bitmaps (windows as backend_check_sample_windows() wants, -EINVAL
+	 * otherwise). Sets each window's young and unmapped (where sample()
+	 * fails with -EFAULT). Other errors, -ESRCH and the like, are for the
+	 * whole call, and the windows' results are then undefined. cohmem:
+	 * one SAMPLE with WINDOW nests (on a module without them, one SAMPLE
+	 * per window).
+	 */
+	int (*sample_windows)(Backend *b, pid_t pid, BackendSampleWindow *w, size_t n,
+			      bool clear);
 	/* Optional: move up to n_pages of device id back to system RAM. */
 	int (*evict)(Backend *b, int64_t id, uint64_t n_pages, uint64_t *ret_evicted);
 

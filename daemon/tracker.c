@@ -13,7 +13,10 @@
  * TRACKER_WINDOW_TICKS ticks) instead of paying a second call for a new one. Windows are kept apart from the regions so
  * that split, merge, mapping changes and DAMON's re-splitting in between
  * do not lose them. The sample tracker samples every region this way; the
- * damon tracker only the regions on a cohmem pool.
+ * damon tracker only the regions on a cohmem pool. A pid's windows go to the
+ * backend in batches of BACKEND_SAMPLE_WINDOWS_MAX (sample_windows(): one
+ * cohmem SAMPLE each, one TLB flush): a call to read the old windows and one
+ * to clear the new ones per tick, for up to that many regions.
  */
 
 #include <errno.h>
@@ -511,42 +514,86 @@ static size_t region_find(const TrackerRegion *v, size_t n, uint64_t addr)
 }
 
 /*
+ * Read and clear n windows of t's process (n at most BACKEND_SAMPLE_WINDOWS_MAX, in address
+ * order): one sample_windows() call, or one sample() per window when the backend has only
+ * that. Sets each window's young and unmapped.
+ */
+static int windows_sample(TrackerEngine *e, TrackerPid *t, BackendSampleWindow *bw, size_t n)
+{
+	const BackendOps *ops = e->sampler->ops;
+	uint8_t bitmap[TRACKER_WINDOW_PAGES_MAX / 8];
+
+	if (n == 0)
+		return 0;
+	if (ops->sample_windows) {
+		e->stats.n_calls++;
+		return ops->sample_windows(e->sampler->backend, t->pid, bw, n, true);
+	}
+	for (size_t k = 0; k < n; k++) {
+		int r = ops->sample(e->sampler->backend, t->pid, bw[k].start, bw[k].length, true,
+				    bitmap, sizeof(bitmap), &bw[k].young);
+
+		e->stats.n_calls++;
+		bw[k].unmapped = r == -EFAULT;
+		if (r < 0 && r != -EFAULT)
+			return r;
+	}
+	return 0;
+}
+
+/*
  * Read (and clear) the windows prepared last tick; the heat of a region that
  * holds one becomes the window's young pages per mille. Only regions with
  * only_cohmem set when asked. -ESRCH when the process went away.
  */
 static int windows_check(TrackerEngine *e, TrackerPid *t, bool only_cohmem)
 {
-	const BackendOps *ops = e->sampler->ops;
-	uint8_t bitmap[TRACKER_WINDOW_PAGES_MAX / 8];
+	BackendSampleWindow bw[BACKEND_SAMPLE_WINDOWS_MAX];
+	size_t wi[BACKEND_SAMPLE_WINDOWS_MAX], ri[BACKEND_SAMPLE_WINDOWS_MAX], n = 0;
+	_Static_assert(TRACKER_WINDOW_PAGES_MAX * BACKEND_SAMPLE_WINDOWS_MAX <=
+		       BACKEND_SAMPLE_PAGES_MAX,
+		       "a batch of windows must fit one sample_windows() call");
 
-	for (size_t i = 0; i < t->n_windows; i++) {
-		TrackerWindow *w = &t->windows[i];
-		size_t ri = region_find(t->regions, t->n_regions, w->start);
-		TrackerRegion *reg;
-		uint64_t pages, young = 0;
+	for (size_t i = 0; i <= t->n_windows; i++) {
 		int r;
 
-		w->checked = false;
-		if (ri == t->n_regions)
-			continue;
-		reg = &t->regions[ri];
-		if (only_cohmem && !reg->on_cohmem)
-			continue;
-		pages = MIN(w->pages, (reg->start + reg->length - w->start) / TRACKER_PAGE);
-		r = ops->sample(e->sampler->backend, t->pid, w->start, pages * TRACKER_PAGE, true,
-				bitmap, sizeof(bitmap), &young);
-		e->stats.n_calls++;
-		if (r == -ESRCH)
-			return r;
-		if (r == -EFAULT)
-			continue;    /* unmapped since */
+		if (i < t->n_windows) {
+			TrackerWindow *w = &t->windows[i];
+			size_t j = region_find(t->regions, t->n_regions, w->start);
+			const TrackerRegion *reg;
+
+			w->checked = false;
+			if (j == t->n_regions)
+				continue;
+			reg = &t->regions[j];
+			if (only_cohmem && !reg->on_cohmem)
+				continue;
+			bw[n] = (BackendSampleWindow) {
+				.start = w->start,
+				.length = MIN(w->pages, (reg->start + reg->length - w->start) /
+						       TRACKER_PAGE) * TRACKER_PAGE,
+			};
+			wi[n] = i;
+			ri[n++] = j;
+			if (n < BACKEND_SAMPLE_WINDOWS_MAX)
+				continue;
+		}
+		r = windows_sample(e, t, bw, n);
 		if (r < 0)
 			return r;
-		reg->heat = MIN(young * TRACKER_HEAT_MAX / pages, (uint64_t) TRACKER_HEAT_MAX);
-		w->pages = pages;
-		w->checked = true;
-		w->ticks++;
+		for (size_t k = 0; k < n; k++) {
+			TrackerWindow *w = &t->windows[wi[k]];
+			uint64_t pages = bw[k].length / TRACKER_PAGE;
+
+			if (bw[k].unmapped)
+				continue;    /* unmapped since */
+			t->regions[ri[k]].heat = MIN(bw[k].young * TRACKER_HEAT_MAX / pages,
+						     (uint64_t) TRACKER_HEAT_MAX);
+			w->pages = pages;
+			w->checked = true;
+			w->ticks++;
+		}
+		n = 0;
 	}
 	return 0;
 }
@@ -554,48 +601,58 @@ static int windows_check(TrackerEngine *e, TrackerPid *t, bool only_cohmem)
 /* A window for every (cohmem) region: the one just read if it may stay, else a new one, cleared. */
 static int windows_prepare(TrackerEngine *e, TrackerPid *t, bool only_cohmem)
 {
-	const BackendOps *ops = e->sampler->ops;
-	uint8_t bitmap[TRACKER_WINDOW_PAGES_MAX / 8];
-	TrackerWindow *nw;
-	size_t k = 0, j = 0;
+	BackendSampleWindow bw[BACKEND_SAMPLE_WINDOWS_MAX];
+	size_t ni[BACKEND_SAMPLE_WINDOWS_MAX], n = 0;
+	_cleanup_free_ TrackerWindow *nw = NULL;
+	_cleanup_free_ bool *drop = NULL;
+	size_t k = 0, j = 0, kept = 0;
 
 	nw = calloc(MAX(t->n_regions, 1U), sizeof(*nw));
-	if (!nw)
+	drop = calloc(MAX(t->n_regions, 1U), sizeof(*drop));
+	if (!nw || !drop)
 		return -ENOMEM;
-	for (size_t i = 0; i < t->n_regions; i++) {
-		const TrackerRegion *reg = &t->regions[i];
-		uint64_t rp = reg->length / TRACKER_PAGE;
-		uint64_t pages = MIN((uint64_t) e->params.window_pages, rp), off;
+	for (size_t i = 0; i <= t->n_regions; i++) {
 		int r;
 
-		if (only_cohmem && !reg->on_cohmem)
-			continue;
-		/* Windows are in address order, like the regions. */
-		while (j < t->n_windows && t->windows[j].start < reg->start)
-			j++;
-		if (j < t->n_windows && t->windows[j].checked &&
-		    t->windows[j].ticks < TRACKER_WINDOW_TICKS &&
-		    t->windows[j].start + t->windows[j].pages * TRACKER_PAGE <=
-		    reg->start + reg->length) {
-			nw[k++] = t->windows[j++];
-			continue;
+		if (i < t->n_regions) {
+			const TrackerRegion *reg = &t->regions[i];
+			uint64_t rp = reg->length / TRACKER_PAGE;
+			uint64_t pages = MIN((uint64_t) e->params.window_pages, rp), off;
+
+			if (only_cohmem && !reg->on_cohmem)
+				continue;
+			/* Windows are in address order, like the regions. */
+			while (j < t->n_windows && t->windows[j].start < reg->start)
+				j++;
+			if (j < t->n_windows && t->windows[j].checked &&
+			    t->windows[j].ticks < TRACKER_WINDOW_TICKS &&
+			    t->windows[j].start + t->windows[j].pages * TRACKER_PAGE <=
+			    reg->start + reg->length) {
+				nw[k++] = t->windows[j++];
+				continue;
+			}
+			off = rp > pages ? xorshift64(&e->seed) % (rp - pages + 1) : 0;
+			nw[k] = (TrackerWindow) { .start = reg->start + off * TRACKER_PAGE,
+						  .pages = pages };
+			bw[n] = (BackendSampleWindow) { .start = nw[k].start,
+							.length = pages * TRACKER_PAGE };
+			ni[n++] = k++;
+			if (n < BACKEND_SAMPLE_WINDOWS_MAX)
+				continue;
 		}
-		off = rp > pages ? xorshift64(&e->seed) % (rp - pages + 1) : 0;
-		nw[k] = (TrackerWindow) { .start = reg->start + off * TRACKER_PAGE, .pages = pages };
-		r = ops->sample(e->sampler->backend, t->pid, nw[k].start, pages * TRACKER_PAGE,
-				true, bitmap, sizeof(bitmap), NULL);
-		e->stats.n_calls++;
-		if (r == -EFAULT)
-			continue;
-		if (r < 0) {
-			free(nw);
+		r = windows_sample(e, t, bw, n);
+		if (r < 0)
 			return r;
-		}
-		k++;
+		for (size_t m = 0; m < n; m++)
+			drop[ni[m]] = bw[m].unmapped;
+		n = 0;
 	}
+	for (size_t i = 0; i < k; i++)
+		if (!drop[i])
+			nw[kept++] = nw[i];
 	free(t->windows);
-	t->windows = nw;
-	t->n_windows = k;
+	t->windows = TAKE_PTR(nw);
+	t->n_windows = kept;
 	return 0;
 }
 

@@ -20,8 +20,10 @@
  *            and clear its bits (a window just read is already clear: a
  *            region keeps it for up to 4 ticks, saving that second call);
  *            adaptive split/merge keeps the region count between
- *            min_regions and max_regions, so the cost per tick is one to
- *            two SAMPLE calls per region whatever the memory size.
+ *            min_regions and max_regions. A pid's windows go to the kernel
+ *            in batches of up to 64 (SAMPLE with WINDOW nests, one TLB
+ *            flush each): one call to read and one to clear per 64 regions
+ *            and tick, whatever the memory size.
  *   none     regions from /proc/PID/maps only, heat 0 (bind/system policies
  *            need regions but no heat; hot policies need a tracker).
  *
@@ -115,7 +117,8 @@ int tracker_engine_tick(TrackerEngine *e, uint64_t now_usec);
 TrackerRegion *tracker_engine_regions(TrackerEngine *e, pid_t pid, size_t *ret_n);
 /*
  * The last tick, for stats and benchmarks: regions after it, calls into the
- * kernel (SAMPLE calls; damon: one per pid for its tried regions), pages
+ * kernel (backend sample calls, each one SAMPLE request of up to 64 windows;
+ * damon: one per pid for its tried regions), pages
  * covered by the regions.
  */
 typedef struct TrackerTickStats {

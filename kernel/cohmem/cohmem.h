@@ -129,6 +129,22 @@ struct cohmem_resident {
 	bool truncated;
 };
 
+/**
+ * struct cohmem_sample_window - one window of a SAMPLE request
+ * @start: page-aligned start
+ * @length: page-aligned length
+ * @first_bit: bit of the window's first page in the request's bitmap
+ * @nr_young: young pages found in the window
+ * @mapped: a mapping intersects the window
+ */
+struct cohmem_sample_window {
+	u64 start;
+	u64 length;
+	u64 first_bit;
+	u64 nr_young;
+	bool mapped;
+};
+
 int cohmem_check_range(u64 start, u64 length, struct netlink_ext_ack *extack);
 struct mm_struct *cohmem_get_mm(u32 pid, struct netlink_ext_ack *extack);
 int cohmem_migrate(struct mm_struct *mm, u64 start, u64 length, u32 dest,
@@ -137,9 +153,8 @@ int cohmem_migrate(struct mm_struct *mm, u64 start, u64 length, u32 dest,
 int cohmem_residency(struct mm_struct *mm, u64 start, u64 length,
 		     struct cohmem_resident *res,
 		     struct netlink_ext_ack *extack);
-int cohmem_sample(struct mm_struct *mm, u64 start, u64 length, bool clear,
-		  unsigned long *bitmap, u64 *nr_young,
-		  struct netlink_ext_ack *extack);
+int cohmem_sample(struct mm_struct *mm, struct cohmem_sample_window *win,
+		  unsigned int n, bool clear, unsigned long *bitmap);
 int cohmem_evict(struct cohmem_pool *pool, u64 count, u64 *evicted,
 		 u64 *failed);
 

@@ -679,21 +679,17 @@ static void cohmem_res_huge(struct cohmem_walk *w, unsigned long addr,
 		       pfn, (end - addr) >> PAGE_SHIFT);
 }
 
-/* Walk every VMA in [start, end) except raw PFN mappings. */
-static int cohmem_walk_vmas(struct mm_struct *mm, struct cohmem_walk *w,
-			    unsigned long start, unsigned long end,
-			    struct netlink_ext_ack *extack)
+/*
+ * Walk every VMA in [start, end) except raw PFN mappings, mmap_read_lock
+ * held. Returns 0 with the lock still held, or -EINTR without it (the lock
+ * is dropped between bounded chunks when a reschedule is due).
+ */
+static int cohmem_walk_locked(struct mm_struct *mm, struct cohmem_walk *w,
+			      unsigned long start, unsigned long end)
 {
 	struct vm_area_struct *vma;
 	unsigned long addr = start;
 
-	if (mmap_read_lock_killable(mm))
-		return -EINTR;
-	if (!find_vma_intersection(mm, start, end)) {
-		mmap_read_unlock(mm);
-		NL_SET_ERR_MSG(extack, "no mapping in the range");
-		return -EFAULT;
-	}
 	while (addr < end) {
 		unsigned long s, e;
 
@@ -714,8 +710,27 @@ static int cohmem_walk_vmas(struct mm_struct *mm, struct cohmem_walk *w,
 				return -EINTR;
 		}
 	}
-	mmap_read_unlock(mm);
 	return 0;
+}
+
+/* Walk [start, end) under mmap_read_lock; -EFAULT when nothing is mapped there. */
+static int cohmem_walk_vmas(struct mm_struct *mm, struct cohmem_walk *w,
+			    unsigned long start, unsigned long end,
+			    struct netlink_ext_ack *extack)
+{
+	int r;
+
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	if (!find_vma_intersection(mm, start, end)) {
+		mmap_read_unlock(mm);
+		NL_SET_ERR_MSG(extack, "no mapping in the range");
+		return -EFAULT;
+	}
+	r = cohmem_walk_locked(mm, w, start, end);
+	if (!r)
+		mmap_read_unlock(mm);
+	return r;
 }
 
 /**
@@ -748,7 +763,8 @@ int cohmem_residency(struct mm_struct *mm, u64 start, u64 length,
 
 struct cohmem_sample_walk {
 	struct cohmem_walk walk;
-	unsigned long base;
+	unsigned long base;		/* address of bit first_bit */
+	unsigned long first_bit;
 	unsigned long *bitmap;
 	u64 nr_young;
 };
@@ -760,7 +776,8 @@ static void cohmem_sample_pte(struct cohmem_walk *w, unsigned long addr,
 		container_of(w, struct cohmem_sample_walk, walk);
 
 	if (pte_present(pte) && pte_young(pte)) {
-		__set_bit((addr - sw->base) >> PAGE_SHIFT, sw->bitmap);
+		__set_bit(sw->first_bit + ((addr - sw->base) >> PAGE_SHIFT),
+			  sw->bitmap);
 		sw->nr_young++;
 	}
 }
@@ -775,7 +792,8 @@ static void cohmem_sample_huge(struct cohmem_walk *w, unsigned long addr,
 
 	if (!young)
 		return;
-	bitmap_set(sw->bitmap, (addr - sw->base) >> PAGE_SHIFT, n);
+	bitmap_set(sw->bitmap, sw->first_bit + ((addr - sw->base) >> PAGE_SHIFT),
+		   n);
 	sw->nr_young += n;
 }
 
@@ -785,20 +803,24 @@ static void cohmem_flush_tlb_local(void *unused)
 }
 
 /**
- * cohmem_sample() - read (and optionally clear) the accessed bits of a range
+ * cohmem_sample() - read (and optionally clear) the accessed bits of windows
  * @mm: address space, referenced by the caller
- * @start: page-aligned start
- * @length: page-aligned length, at most COHMEM_SAMPLE_MAX_PAGES pages
+ * @win: windows, page aligned, in address order and apart; the caller
+ *	sets start, length and first_bit, this sets nr_young and mapped
+ * @n: number of windows
  * @clear: clear the accessed bits that were read
- * @bitmap: zeroed, one bit per page
- * @nr_young: number of bits set
- * @extack: error reporting
+ * @bitmap: zeroed, one bit per page of all windows; window i's pages start
+ *	at bit @win[i].first_bit
  *
- * Return: 0, -EFAULT when no mapping intersects the range, -EINTR.
+ * All windows are read under one mmap_read_lock (dropped only when a
+ * reschedule is due in a large walk) and the TLBs are flushed once, at the
+ * end, if any accessed bit was cleared. A window that no mapping intersects
+ * has mapped false and no bits set.
+ *
+ * Return: 0, or -EINTR when the caller was killed.
  */
-int cohmem_sample(struct mm_struct *mm, u64 start, u64 length, bool clear,
-		  unsigned long *bitmap, u64 *nr_young,
-		  struct netlink_ext_ack *extack)
+int cohmem_sample(struct mm_struct *mm, struct cohmem_sample_window *win,
+		  unsigned int n, bool clear, unsigned long *bitmap)
 {
 	struct cohmem_sample_walk sw = {
 		.walk = {
@@ -807,21 +829,40 @@ int cohmem_sample(struct mm_struct *mm, u64 start, u64 length, bool clear,
 			.pte = cohmem_sample_pte,
 			.huge = cohmem_sample_huge,
 		},
-		.base = start,
 		.bitmap = bitmap,
 	};
-	int r;
+	unsigned int i;
+	int r = 0;
 
-	r = cohmem_walk_vmas(mm, &sw.walk, start, start + length, extack);
+	if (mmap_read_lock_killable(mm))
+		return -EINTR;
+	for (i = 0; i < n; i++) {
+		unsigned long start = win[i].start;
+		unsigned long end = start + win[i].length;
+		u64 young = sw.nr_young;
+
+		win[i].nr_young = 0;
+		win[i].mapped = find_vma_intersection(mm, start, end);
+		if (!win[i].mapped)
+			continue;
+		sw.base = start;
+		sw.first_bit = win[i].first_bit;
+		r = cohmem_walk_locked(mm, &sw.walk, start, end);
+		win[i].nr_young = sw.nr_young - young;
+		if (r)
+			break;
+	}
+	if (!r)
+		mmap_read_unlock(mm);
 	/*
 	 * A CPU sets the accessed bit only when it loads a translation into
 	 * its TLB, so a cleared bit stays clear while a stale entry lives.
 	 * flush_tlb_mm_range() is not exported, and with PCIDs a CPU that ran
-	 * the process earlier may still hold its entries: flush every TLB.
+	 * the process earlier may still hold its entries: flush every TLB,
+	 * once for all the windows.
 	 */
 	if (sw.walk.nr_cleared)
 		on_each_cpu(cohmem_flush_tlb_local, NULL, 1);
-	*nr_young = sw.nr_young;
 	return r;
 }
 

@@ -38,11 +38,17 @@ static const struct nla_policy cohmem_migrate_policy[COHMEM_A_MAX + 1] = {
 	[COHMEM_A_DEST]		= { .type = NLA_U32 },
 };
 
+static const struct nla_policy cohmem_window_policy[COHMEM_A_MAX + 1] = {
+	[COHMEM_A_START]	= { .type = NLA_U64 },
+	[COHMEM_A_LENGTH]	= { .type = NLA_U64 },
+};
+
 static const struct nla_policy cohmem_sample_policy[COHMEM_A_MAX + 1] = {
 	[COHMEM_A_PID]		= { .type = NLA_U32 },
 	[COHMEM_A_START]	= { .type = NLA_U64 },
 	[COHMEM_A_LENGTH]	= { .type = NLA_U64 },
 	[COHMEM_A_CLEAR]	= { .type = NLA_FLAG },
+	[COHMEM_A_WINDOW]	= NLA_POLICY_NESTED(cohmem_window_policy),
 };
 
 static const struct nla_policy cohmem_evict_policy[COHMEM_A_MAX + 1] = {
@@ -286,50 +292,170 @@ out:
 	return r;
 }
 
+/*
+ * The WINDOW nests of a SAMPLE request, in order, into @win (room for
+ * COHMEM_SAMPLE_MAX_WINDOWS). The policy checked each nest's attributes.
+ */
+static int cohmem_sample_windows_args(struct genl_info *info,
+				      struct cohmem_sample_window *win,
+				      unsigned int *ret_n, u64 *ret_pages)
+{
+	struct nlattr *tb[COHMEM_A_MAX + 1];
+	u64 pages = 0, prev_end = 0;
+	unsigned int n = 0;
+	struct nlattr *a;
+	int rem, r;
+
+	if (info->attrs[COHMEM_A_START] || info->attrs[COHMEM_A_LENGTH]) {
+		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[COHMEM_A_WINDOW],
+				    "WINDOW and START/LENGTH exclude each other");
+		return -EINVAL;
+	}
+	nlmsg_for_each_attr(a, info->nlhdr, GENL_HDRLEN, rem) {
+		u64 start, length;
+
+		if (nla_type(a) != COHMEM_A_WINDOW)
+			continue;
+		if (n == COHMEM_SAMPLE_MAX_WINDOWS) {
+			NL_SET_ERR_MSG_ATTR(info->extack, a,
+					    "more than COHMEM_SAMPLE_MAX_WINDOWS windows");
+			return -EINVAL;
+		}
+		r = nla_parse_nested(tb, COHMEM_A_MAX, a, cohmem_window_policy,
+				     info->extack);
+		if (r)
+			return r;
+		if (!tb[COHMEM_A_START] || !tb[COHMEM_A_LENGTH]) {
+			NL_SET_ERR_MSG_ATTR(info->extack, a,
+					    "a window needs START and LENGTH");
+			return -EINVAL;
+		}
+		start = nla_get_u64(tb[COHMEM_A_START]);
+		length = nla_get_u64(tb[COHMEM_A_LENGTH]);
+		r = cohmem_check_range(start, length, info->extack);
+		if (r) {
+			NL_SET_BAD_ATTR(info->extack, a);
+			return r;
+		}
+		if (n && start < prev_end) {
+			NL_SET_ERR_MSG_ATTR(info->extack, a,
+					    "windows overlap or are not in address order");
+			return -EINVAL;
+		}
+		win[n] = (struct cohmem_sample_window) {
+			.start = start,
+			.length = length,
+			.first_bit = pages,
+		};
+		pages += length >> PAGE_SHIFT;
+		if (pages > COHMEM_SAMPLE_MAX_PAGES) {
+			NL_SET_ERR_MSG_ATTR(info->extack, a,
+					    "more than COHMEM_SAMPLE_MAX_PAGES pages in all windows");
+			return -EINVAL;
+		}
+		prev_end = start + length;
+		n++;
+	}
+	*ret_n = n;
+	*ret_pages = pages;
+	return 0;
+}
+
+static int cohmem_put_windows(struct sk_buff *msg,
+			      const struct cohmem_sample_window *win,
+			      unsigned int n)
+{
+	unsigned int i;
+
+	for (i = 0; i < n; i++) {
+		struct nlattr *nest = nla_nest_start(msg, COHMEM_A_WINDOW);
+
+		if (!nest ||
+		    cohmem_put_u64(msg, COHMEM_A_START, win[i].start) ||
+		    cohmem_put_u64(msg, COHMEM_A_NR_PAGES,
+				   win[i].length >> PAGE_SHIFT) ||
+		    cohmem_put_u64(msg, COHMEM_A_NR_YOUNG, win[i].nr_young) ||
+		    (!win[i].mapped && nla_put_flag(msg, COHMEM_A_NO_MAPPING)))
+			return -EMSGSIZE;
+		nla_nest_end(msg, nest);
+	}
+	return 0;
+}
+
 static int cohmem_sample_doit(struct sk_buff *skb, struct genl_info *info)
 {
+	bool batched = info->attrs[COHMEM_A_WINDOW];
+	struct cohmem_sample_window *win;
 	unsigned long *bitmap = NULL;
 	struct sk_buff *msg = NULL;
 	struct mm_struct *mm;
 	u64 start, length, npages, nr_young = 0;
+	unsigned int i, n = 1;
 	unsigned long bit;
-	size_t nbytes;
 	struct nlattr *attr;
+	size_t nbytes;
 	void *hdr;
 	int r;
 
-	mm = cohmem_range_args(info, &start, &length);
-	if (IS_ERR(mm))
-		return PTR_ERR(mm);
-	npages = length >> PAGE_SHIFT;
-	if (npages > COHMEM_SAMPLE_MAX_PAGES) {
-		NL_SET_ERR_MSG_ATTR(info->extack, info->attrs[COHMEM_A_LENGTH],
-				    "more than COHMEM_SAMPLE_MAX_PAGES pages");
-		return -EINVAL;
+	win = kcalloc(batched ? COHMEM_SAMPLE_MAX_WINDOWS : 1, sizeof(*win),
+		      GFP_KERNEL);
+	if (!win)
+		return -ENOMEM;
+	if (batched) {
+		r = GENL_REQ_ATTR_CHECK(info, COHMEM_A_PID) ? -EINVAL :
+		    cohmem_sample_windows_args(info, win, &n, &npages);
+		if (r)
+			goto out;
+	} else {
+		mm = cohmem_range_args(info, &start, &length);
+		if (IS_ERR(mm)) {
+			r = PTR_ERR(mm);
+			goto out;
+		}
+		npages = length >> PAGE_SHIFT;
+		if (npages > COHMEM_SAMPLE_MAX_PAGES) {
+			NL_SET_ERR_MSG_ATTR(info->extack,
+					    info->attrs[COHMEM_A_LENGTH],
+					    "more than COHMEM_SAMPLE_MAX_PAGES pages");
+			r = -EINVAL;
+			goto out;
+		}
+		win[0].start = start;
+		win[0].length = length;
 	}
 	nbytes = DIV_ROUND_UP(npages, 8);
+	r = -ENOMEM;
 	bitmap = kvcalloc(BITS_TO_LONGS(npages), sizeof(long), GFP_KERNEL);
 	if (!bitmap)
-		return -ENOMEM;
+		goto out;
 	mm = cohmem_get_mm(nla_get_u32(info->attrs[COHMEM_A_PID]),
 			   info->extack);
 	if (IS_ERR(mm)) {
 		r = PTR_ERR(mm);
 		goto out;
 	}
-	r = cohmem_sample(mm, start, length,
-			  nla_get_flag(info->attrs[COHMEM_A_CLEAR]), bitmap,
-			  &nr_young, info->extack);
+	r = cohmem_sample(mm, win, n, nla_get_flag(info->attrs[COHMEM_A_CLEAR]),
+			  bitmap);
 	mmput(mm);
 	if (r)
 		goto out;
-
-	msg = genlmsg_new(nla_total_size(nbytes) +
-			  2 * nla_total_size_64bit(sizeof(u64)), GFP_KERNEL);
-	if (!msg) {
-		r = -ENOMEM;
+	if (!batched && !win[0].mapped) {
+		NL_SET_ERR_MSG(info->extack, "no mapping in the range");
+		r = -EFAULT;
 		goto out;
 	}
+	for (i = 0; i < n; i++)
+		nr_young += win[i].nr_young;
+
+	r = -ENOMEM;
+	msg = genlmsg_new(nla_total_size(nbytes) +
+			  2 * nla_total_size_64bit(sizeof(u64)) +
+			  (batched ? n * (nla_total_size(0) +
+					  3 * nla_total_size_64bit(sizeof(u64)) +
+					  nla_total_size(0)) : 0),
+			  GFP_KERNEL);
+	if (!msg)
+		goto out;
 	r = -EMSGSIZE;
 	hdr = genlmsg_put_reply(msg, info, &cohmem_family, 0,
 				COHMEM_CMD_SAMPLE);
@@ -343,12 +469,15 @@ static int cohmem_sample_doit(struct sk_buff *skb, struct genl_info *info)
 	memset(nla_data(attr), 0, nbytes);
 	for_each_set_bit(bit, bitmap, npages)
 		((u8 *)nla_data(attr))[bit / 8] |= 1 << (bit % 8);
+	if (batched && cohmem_put_windows(msg, win, n))
+		goto out;
 	genlmsg_end(msg, hdr);
 	r = genlmsg_reply(msg, info);
 	msg = NULL;
 out:
 	nlmsg_free(msg);
 	kvfree(bitmap);
+	kfree(win);
 	return r;
 }
 

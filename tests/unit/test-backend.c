@@ -573,6 +573,67 @@ static void test_fake_sample_evict(void **state)
 	backend_fake_ops.close(b);
 }
 
+/* sample_windows(): windows of one call, young per window, unmapped ones; what is refused. */
+static void test_fake_sample_windows(void **state)
+{
+	Backend *b = fake_setup();
+	BackendSampleWindow w[BACKEND_SAMPLE_WINDOWS_MAX + 1];
+
+	assert_int_equal(fake_set_pages(b, FPID, A0 + 3 * PG, 2, FAKE_SYSTEM, FAKE_PAGE_YOUNG), 0);
+	assert_int_equal(fake_set_pages(b, FPID, A0 + 10 * PG, 1, FAKE_SYSTEM, FAKE_PAGE_YOUNG), 0);
+	w[0] = (BackendSampleWindow) { .start = A0, .length = 4 * PG };
+	w[1] = (BackendSampleWindow) { .start = A0 + 8 * PG, .length = 8 * PG };
+	w[2] = (BackendSampleWindow) { .start = A0 + 64 * PG, .length = 16 * PG, .young = 7 };
+	w[3] = (BackendSampleWindow) { .start = A0 + 80 * PG, .length = PG };
+	assert_int_equal(backend_fake_ops.sample_windows(b, FPID, w, 4, true), 0);
+	assert_int_equal(w[0].young, 1);    /* page 4 is outside the window */
+	assert_false(w[0].unmapped);
+	assert_int_equal(w[1].young, 1);
+	assert_false(w[1].unmapped);
+	assert_int_equal(w[2].young, 0);    /* the gap between the mappings */
+	assert_true(w[2].unmapped);
+	assert_int_equal(w[3].young, 0);
+	assert_false(w[3].unmapped);
+	/* cleared: only page 4, outside every window, is still young */
+	w[0].length = 8 * PG;
+	assert_int_equal(backend_fake_ops.sample_windows(b, FPID, w, 2, false), 0);
+	assert_int_equal(w[0].young, 1);
+	assert_int_equal(w[1].young, 0);
+	assert_int_equal(fake_calls(b, FAKE_OP_SAMPLE_WINDOWS), 2);
+	assert_int_equal(fake_calls(b, FAKE_OP_SAMPLE), 0);
+
+	/* overlapping, out of order, unaligned, empty, none, too many, too many pages */
+	w[1].start = A0 + 7 * PG;
+	assert_int_equal(backend_fake_ops.sample_windows(b, FPID, w, 2, false), -EINVAL);
+	w[1].start = A0 + 8 * PG;
+	assert_int_equal(backend_fake_ops.sample_windows(b, FPID, w, 2, false), 0);
+	assert_int_equal(backend_fake_ops.sample_windows(b, FPID, w + 1, 2, false), 0);
+	w[3] = w[0];
+	assert_int_equal(backend_fake_ops.sample_windows(b, FPID, w + 1, 3, false), -EINVAL);
+	w[3] = (BackendSampleWindow) { .start = A0 + 80 * PG + 1, .length = PG };
+	assert_int_equal(backend_fake_ops.sample_windows(b, FPID, w + 1, 3, false), -EINVAL);
+	w[3] = (BackendSampleWindow) { .start = A0 + 80 * PG, .length = 0 };
+	assert_int_equal(backend_fake_ops.sample_windows(b, FPID, w + 1, 3, false), -EINVAL);
+	assert_int_equal(backend_fake_ops.sample_windows(b, FPID, w, 0, false), -EINVAL);
+	for (size_t i = 0; i <= BACKEND_SAMPLE_WINDOWS_MAX; i++)
+		w[i] = (BackendSampleWindow) { .start = A0 + i * PG, .length = PG };
+	assert_int_equal(backend_fake_ops.sample_windows(b, FPID, w, BACKEND_SAMPLE_WINDOWS_MAX,
+							 false), 0);
+	assert_int_equal(backend_fake_ops.sample_windows(b, FPID, w,
+							 BACKEND_SAMPLE_WINDOWS_MAX + 1, false),
+			 -EINVAL);
+	w[0] = (BackendSampleWindow) { .start = A0, .length = BACKEND_SAMPLE_PAGES_MAX * PG };
+	assert_int_equal(backend_check_sample_windows(w, 1, PG), 0);
+	w[1] = (BackendSampleWindow) { .start = w[0].start + w[0].length, .length = PG };
+	assert_int_equal(backend_check_sample_windows(w, 2, PG), -EINVAL);
+	/* errors of the whole call */
+	w[0] = (BackendSampleWindow) { .start = A0, .length = PG };
+	assert_int_equal(backend_fake_ops.sample_windows(b, FPID + 1, w, 1, false), -ESRCH);
+	fake_fail_next(b, FAKE_OP_SAMPLE_WINDOWS, -EIO);
+	assert_int_equal(backend_fake_ops.sample_windows(b, FPID, w, 1, false), -EIO);
+	backend_fake_ops.close(b);
+}
+
 static int events_got;
 static BackendEvent last_event;
 
@@ -1191,6 +1252,7 @@ int main(void)
 		cmocka_unit_test(test_fake_errors),
 		cmocka_unit_test(test_fake_progress_exit),
 		cmocka_unit_test(test_fake_sample_evict),
+		cmocka_unit_test(test_fake_sample_windows),
 		cmocka_unit_test(test_fake_monitor_setup),
 		cmocka_unit_test(test_numa_scripted),
 		cmocka_unit_test(test_numa_pagemap),

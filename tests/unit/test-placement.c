@@ -437,7 +437,7 @@ static void test_one_tick_at_a_time(void **state)
 		assert_true(now_sec() < deadline);
 		if (!checked && fake_calls(fake, FAKE_OP_MOVE) > 0 &&
 		    placement_is_ticking(m->placement)) {
-			samples = fake_calls(fake, FAKE_OP_SAMPLE);
+			samples = fake_calls(fake, FAKE_OP_SAMPLE_WINDOWS);
 			assert_int_equal(placement_tick(m->placement), 0);
 			checked = true;
 		}
@@ -445,7 +445,7 @@ static void test_one_tick_at_a_time(void **state)
 	assert_true(checked);
 	/* Neither the calls during the tick nor the scheduled one ran the tracker again. */
 	wait_idle();
-	assert_int_equal(fake_calls(fake, FAKE_OP_SAMPLE), samples);
+	assert_int_equal(fake_calls(fake, FAKE_OP_SAMPLE_WINDOWS), samples);
 	assert_int_equal(status_of(id).ticks, 1);
 	assert_int_equal(pages_at(pid, 0, 64, GPU) + pages_at(pid, 1, 64, GPU) +
 			 pages_at(pid, 2, 64, GPU) + pages_at(pid, 3, 64, GPU), 256);

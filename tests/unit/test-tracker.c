@@ -528,7 +528,7 @@ static void test_engine_sample(void **state)
 
 	for (int tick = 0; tick < 12; tick++) {
 		touch_hot(ref, SPID, SA, SHOT);
-		calls_before = fake_calls(ref->backend, FAKE_OP_SAMPLE);
+		calls_before = fake_calls(ref->backend, FAKE_OP_SAMPLE_WINDOWS);
 		assert_int_equal(tracker_engine_tick(e, (uint64_t) tick), 0);
 		v = tracker_engine_regions(e, SPID, &n);
 		assert_non_null(v);
@@ -537,13 +537,16 @@ static void test_engine_sample(void **state)
 		tracker_engine_tick_stats(e, &st);
 		assert_int_equal(st.n_regions, n);
 		assert_int_equal(st.pages_tracked, SHOT + SPAGES);
-		assert_true(st.n_calls <= 2 * p.max_regions);
-		assert_int_equal(st.n_calls, fake_calls(ref->backend, FAKE_OP_SAMPLE) - calls_before);
+		/* Fewer regions than BACKEND_SAMPLE_WINDOWS_MAX: a batch to read, one to clear. */
+		assert_true(st.n_calls >= 1 && st.n_calls <= 2);
+		assert_int_equal(st.n_calls,
+				 fake_calls(ref->backend, FAKE_OP_SAMPLE_WINDOWS) - calls_before);
 		sum_calls += st.n_calls;
 		sum_regions += n;
 	}
-	/* Windows just read stay for the next tick: fewer than two calls per region. */
-	assert_true(sum_calls > sum_regions && sum_calls < 2 * sum_regions);
+	/* Windows go in batches, never one call each. */
+	assert_int_equal(fake_calls(ref->backend, FAKE_OP_SAMPLE), 0);
+	assert_true(sum_calls <= 2 * 12 && sum_calls < sum_regions);
 	v = tracker_engine_regions(e, SPID, &n);
 	assert_true(n >= p.min_regions);
 	heat_by_part(v, n, SA + SHOT * PG, &hot_min, &cold_max, &nh, &nc);
@@ -553,7 +556,7 @@ static void test_engine_sample(void **state)
 	assert_int_equal(hot_min, TRACKER_HEAT_MAX);
 	assert_int_equal(cold_max, 0);
 	/* The windows are cleared: SAMPLE saw them, and cold pages were never made young. */
-	assert_int_equal(fake_calls(ref->backend, FAKE_OP_SAMPLE) > 12, true);
+	assert_int_equal(fake_calls(ref->backend, FAKE_OP_SAMPLE_WINDOWS) > 12, true);
 
 	/* The access stops: one tick later every window is cold. */
 	assert_int_equal(tracker_engine_tick(e, 100), 0);
@@ -562,7 +565,7 @@ static void test_engine_sample(void **state)
 		assert_int_equal(v[i].heat, 0);
 
 	/* A SAMPLE failure other than the process going away fails the tick. */
-	fake_fail_next(ref->backend, FAKE_OP_SAMPLE, -EIO);
+	fake_fail_next(ref->backend, FAKE_OP_SAMPLE_WINDOWS, -EIO);
 	assert_int_equal(tracker_engine_tick(e, 101), -EIO);
 	assert_non_null(tracker_engine_regions(e, SPID, &n));
 
@@ -584,6 +587,99 @@ static void test_engine_sample(void **state)
 	assert_int_equal(tracker_engine_tick(e, 2), -ENODEV);
 	assert_null(tracker_engine_regions(e, SPID, &n));
 	tracker_engine_free(e);
+	fixture_free(root);
+}
+
+/*
+ * More regions than one sample_windows() call takes: the windows go in batches of
+ * BACKEND_SAMPLE_WINDOWS_MAX, and the result is the same as with one sample() per window
+ * (a backend without sample_windows): same seed, same regions, same heat.
+ */
+static void test_engine_sample_batches(void **state)
+{
+	static BackendOps single;    /* the fake without sample_windows; outlives its refs */
+	enum { TICKS = 16 };
+	const unsigned pages = 4096;    /* 16 MiB, hot in its first half */
+	char *root = fixture_new();
+	TrackerRegion *single_regions = NULL;
+	size_t single_n = 0, max_windows = 0;
+	uint64_t windows[TICKS];
+	TrackerParams p;
+	TrackerEngine *e = NULL;
+	TrackerTickStats st;
+	TrackerRegion *v;
+	BackendRef *ref;
+	pid_t pid = SPID;
+	size_t n;
+
+	put_maps(root, SPID, SA, SA + pages * PG);
+	tracker_params_init(&p);
+	p.kind = TRACKER_SAMPLE;
+	p.min_regions = 150;
+	p.max_regions = 200;
+	p.seed = 99;
+	single = backend_fake_ops;
+	single.sample_windows = NULL;
+
+	for (int batched = 0; batched <= 1; batched++) {
+		FakeOp op = batched ? FAKE_OP_SAMPLE_WINDOWS : FAKE_OP_SAMPLE;
+		FakeOp other = batched ? FAKE_OP_SAMPLE : FAKE_OP_SAMPLE_WINDOWS;
+
+		assert_int_equal(backend_ref_open(batched ? &backend_fake_ops : &single, NULL,
+						  &ref), 0);
+		assert_int_equal(fake_add_process(ref->backend, SPID), 0);
+		fake_anon(ref, SPID, SA, pages);
+		assert_int_equal(tracker_engine_new(root, &p, &e), 0);
+		tracker_engine_set_sampler(e, ref);
+		assert_int_equal(tracker_engine_set_pids(e, &pid, 1), 0);
+		for (int tick = 0; tick < TICKS; tick++) {
+			unsigned before = fake_calls(ref->backend, op);
+
+			touch_hot(ref, SPID, SA, pages / 2);
+			assert_int_equal(tracker_engine_tick(e, (uint64_t) tick), 0);
+			tracker_engine_tick_stats(e, &st);
+			assert_int_equal(st.n_calls, fake_calls(ref->backend, op) - before);
+			if (!batched) {
+				/* one call per window read or cleared */
+				windows[tick] = st.n_calls;
+				max_windows = MAX(max_windows, (size_t) st.n_calls);
+				continue;
+			}
+			/* the windows read, then the new ones: each in batches of 64 */
+			assert_true(st.n_calls >= (windows[tick] + 63) / 64 &&
+				    st.n_calls <= (windows[tick] + 63) / 64 + 1);
+		}
+		assert_int_equal(fake_calls(ref->backend, other), 0);
+		v = tracker_engine_regions(e, SPID, &n);
+		if (!batched) {
+			single_regions = malloc(n * sizeof(*v));
+			assert_non_null(single_regions);
+			memcpy(single_regions, v, n * sizeof(*v));
+			single_n = n;
+		} else {
+			assert_int_equal(n, single_n);
+			for (size_t i = 0; i < n; i++) {
+				assert_int_equal(v[i].start, single_regions[i].start);
+				assert_int_equal(v[i].length, single_regions[i].length);
+				assert_int_equal(v[i].heat, single_regions[i].heat);
+			}
+		}
+		tracker_engine_free(e);
+		backend_ref_unref(ref);
+	}
+	/* Enough windows in a tick for several batches, and both hot and cold regions. */
+	assert_true(max_windows > 2 * BACKEND_SAMPLE_WINDOWS_MAX);
+	{
+		uint64_t hot_min, cold_max;
+		size_t nh, nc;
+
+		heat_by_part(single_regions, single_n, SA + pages / 2 * PG, &hot_min, &cold_max,
+			     &nh, &nc);
+		assert_true(nh > 0 && nc > 0);
+		assert_int_equal(hot_min, TRACKER_HEAT_MAX);
+		assert_int_equal(cold_max, 0);
+	}
+	free(single_regions);
 	fixture_free(root);
 }
 
@@ -902,6 +998,7 @@ int main(void)
 		cmocka_unit_test(test_inherit),
 		cmocka_unit_test(test_engine_none),
 		cmocka_unit_test(test_engine_sample),
+		cmocka_unit_test(test_engine_sample_batches),
 		cmocka_unit_test(test_engine_damon),
 		cmocka_unit_test(test_engine_damon_min),
 		cmocka_unit_test(test_engine_damon_busy),

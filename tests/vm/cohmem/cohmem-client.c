@@ -23,6 +23,7 @@
 struct coh_client {
 	struct nl_sock *sk;
 	int family;
+	char message[256];	/* extended ACK message of the last request */
 };
 
 /* libnl error codes only reach us for local failures; the kernel's errno
@@ -48,7 +49,7 @@ static int coh_nlerr(int nlerr)
 static int coh_socket(struct nl_sock **ret)
 {
 	struct nl_sock *sk = nl_socket_alloc();
-	int r;
+	int one = 1, r;
 
 	if (!sk)
 		return -ENOMEM;
@@ -59,6 +60,9 @@ static int coh_socket(struct nl_sock **ret)
 	}
 	nl_socket_enable_msg_peek(sk);
 	nl_socket_set_buffer_size(sk, 4 << 20, 1 << 20);
+	/* extended ACK messages, the request not echoed back */
+	setsockopt(nl_socket_get_fd(sk), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
+	setsockopt(nl_socket_get_fd(sk), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
 	*ret = sk;
 	return 0;
 }
@@ -96,6 +100,11 @@ void coh_close(struct coh_client *c)
 int coh_family_id(struct coh_client *c)
 {
 	return c->family;
+}
+
+const char *coh_last_message(struct coh_client *c)
+{
+	return c->message;
 }
 
 void coh_reply_free(struct coh_reply *r)
@@ -170,6 +179,7 @@ static int coh_parse_msg(struct nl_msg *msg, void *arg)
 		coh_pool_from_tb(tb, &r->pools[r->nr_pools++]);
 	if (tb[COHMEM_A_TRUNCATED])
 		r->truncated = true;
+	r->nr_windows = 0;
 	if (tb[COHMEM_A_BITMAP]) {
 		size_t len = nla_len(tb[COHMEM_A_BITMAP]);
 
@@ -186,11 +196,23 @@ static int coh_parse_msg(struct nl_msg *msg, void *arg)
 		struct nlattr *nt[COHMEM_A_MAX + 1];
 		int type = nla_type(a);
 
-		if (type != COHMEM_A_RESIDENT && type != COHMEM_A_EXTENT)
+		if (type != COHMEM_A_RESIDENT && type != COHMEM_A_EXTENT && type != COHMEM_A_WINDOW)
 			continue;
 		if (nla_parse_nested(nt, COHMEM_A_MAX, a, NULL) < 0)
 			continue;
-		if (type == COHMEM_A_RESIDENT) {
+		if (type == COHMEM_A_WINDOW) {
+			struct coh_window *w = &r->windows[r->nr_windows];
+
+			if (r->nr_windows >= COHMEM_SAMPLE_MAX_WINDOWS)
+				continue;
+			w->start = nt[COHMEM_A_START] ? nla_get_u64(nt[COHMEM_A_START]) : ~0ULL;
+			w->nr_pages = nt[COHMEM_A_NR_PAGES] ?
+				      nla_get_u64(nt[COHMEM_A_NR_PAGES]) : ~0ULL;
+			w->nr_young = nt[COHMEM_A_NR_YOUNG] ?
+				      nla_get_u64(nt[COHMEM_A_NR_YOUNG]) : ~0ULL;
+			w->no_mapping = nt[COHMEM_A_NO_MAPPING] != NULL;
+			r->nr_windows++;
+		} else if (type == COHMEM_A_RESIDENT) {
 			if (r->nr_resident >= COH_MAX_POOLS)
 				continue;
 			r->resident[r->nr_resident].pool_id =
@@ -217,21 +239,36 @@ static int coh_parse_msg(struct nl_msg *msg, void *arg)
 	return NL_OK;
 }
 
+struct coh_status {
+	int status;		/* 1 while waiting */
+	struct coh_client *c;
+};
+
 static int coh_err_cb(struct sockaddr_nl *nla, struct nlmsgerr *err, void *arg)
 {
-	int *status = arg;
+	struct coh_status *st = arg;
+	struct nlmsghdr *nlh = (struct nlmsghdr *)((char *)err - NLMSG_HDRLEN);
+	int len = (int)nlh->nlmsg_len - NLMSG_HDRLEN - (int)sizeof(*err);
+	struct nlattr *tb[NLMSGERR_ATTR_MAX + 1];
 
 	(void)nla;
-	*status = err->error;
+	st->status = err->error;
+	/* NETLINK_CAP_ACK: the TLVs follow the request's header */
+	if ((nlh->nlmsg_flags & NLM_F_ACK_TLVS) && len > 0 &&
+	    nla_parse(tb, NLMSGERR_ATTR_MAX, (struct nlattr *)(err + 1), len, NULL) == 0 &&
+	    tb[NLMSGERR_ATTR_MSG])
+		snprintf(st->c->message, sizeof(st->c->message), "%.*s",
+			 nla_len(tb[NLMSGERR_ATTR_MSG]),
+			 (const char *)nla_data(tb[NLMSGERR_ATTR_MSG]));
 	return NL_STOP;
 }
 
 static int coh_done_cb(struct nl_msg *msg, void *arg)
 {
-	int *status = arg;
+	struct coh_status *st = arg;
 
 	(void)msg;
-	*status = 0;
+	st->status = 0;
 	return NL_STOP;
 }
 
@@ -254,6 +291,14 @@ static int coh_put_req(struct nl_msg *msg, const struct coh_req *q)
 		return -EMSGSIZE;
 	if ((q->present & COH_BIT(COHMEM_A_CLEAR)) && q->clear && nla_put_flag(msg, COHMEM_A_CLEAR))
 		return -EMSGSIZE;
+	for (int i = 0; i < q->nr_windows; i++) {
+		struct nlattr *nest = nla_nest_start(msg, COHMEM_A_WINDOW | NLA_F_NESTED);
+
+		if (!nest || nla_put_u64(msg, COHMEM_A_START, q->windows[i][0]) ||
+		    nla_put_u64(msg, COHMEM_A_LENGTH, q->windows[i][1]))
+			return -EMSGSIZE;
+		nla_nest_end(msg, nest);
+	}
 	if (q->raw_type && nla_put(msg, q->raw_type, q->raw_len, q->raw_data))
 		return -EMSGSIZE;
 	if (q->bad_reserved)
@@ -265,10 +310,12 @@ int coh_request(struct coh_client *c, int cmd, bool dump, const struct coh_req *
 		struct coh_reply *ret)
 {
 	struct coh_reply scratch;
+	struct coh_status st = { .status = 1, .c = c };
 	struct nl_msg *msg;
 	struct nl_cb *cb;
-	int status = 1, r;
+	int r;
 
+	c->message[0] = 0;
 	if (!ret)
 		ret = &scratch;
 	memset(ret, 0, sizeof(*ret));
@@ -291,9 +338,9 @@ int coh_request(struct coh_client *c, int cmd, bool dump, const struct coh_req *
 		nlmsg_free(msg);
 		return -ENOMEM;
 	}
-	nl_cb_err(cb, NL_CB_CUSTOM, coh_err_cb, &status);
-	nl_cb_set(cb, NL_CB_FINISH, NL_CB_CUSTOM, coh_done_cb, &status);
-	nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, coh_done_cb, &status);
+	nl_cb_err(cb, NL_CB_CUSTOM, coh_err_cb, &st);
+	nl_cb_set(cb, NL_CB_FINISH, NL_CB_CUSTOM, coh_done_cb, &st);
+	nl_cb_set(cb, NL_CB_ACK, NL_CB_CUSTOM, coh_done_cb, &st);
 	nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, coh_parse_msg, ret);
 	r = nl_send_auto(c->sk, msg);
 	nlmsg_free(msg);
@@ -301,17 +348,17 @@ int coh_request(struct coh_client *c, int cmd, bool dump, const struct coh_req *
 		nl_cb_put(cb);
 		return coh_nlerr(r);
 	}
-	while (status > 0) {
+	while (st.status > 0) {
 		r = nl_recvmsgs(c->sk, cb);
-		if (r < 0 && status > 0) {
-			status = coh_nlerr(r);
+		if (r < 0 && st.status > 0) {
+			st.status = coh_nlerr(r);
 			break;
 		}
 	}
 	nl_cb_put(cb);
 	if (ret == &scratch)
 		coh_reply_free(&scratch);
-	return status;
+	return st.status;
 }
 
 int coh_pool_dump(struct coh_client *c, struct coh_pool *pools, int max)

@@ -56,6 +56,9 @@ struct coh_req {
 	uint32_t dest;
 	uint64_t nr_pages;
 	bool clear;
+	/* SAMPLE: one WINDOW nest per {start, length} */
+	const uint64_t (*windows)[2];
+	int nr_windows;
 	/* policy tests: one attribute appended as is, a non-zero reserved field */
 	int raw_type;			/* 0: none */
 	const void *raw_data;
@@ -78,6 +81,11 @@ struct coh_reply {
 	bool truncated;
 	uint8_t *bitmap;		/* malloc'd */
 	size_t bitmap_len;
+	struct coh_window {
+		uint64_t start, nr_pages, nr_young;
+		bool no_mapping;
+	} windows[COHMEM_SAMPLE_MAX_WINDOWS];	/* SAMPLE with windows, in order */
+	int nr_windows;
 	int nr_msgs;
 	int cmd;			/* genl command of the last message */
 };
@@ -91,6 +99,8 @@ struct coh_counts {
 int coh_open(struct coh_client **ret);		/* -ENOENT: family not registered */
 void coh_close(struct coh_client *c);
 int coh_family_id(struct coh_client *c);
+/* The extended ACK message of the last request, "" when none. */
+const char *coh_last_message(struct coh_client *c);
 
 /* Generic request; @dump sets NLM_F_DUMP. Returns 0 or the kernel's -errno. */
 int coh_request(struct coh_client *c, int cmd, bool dump, const struct coh_req *req,

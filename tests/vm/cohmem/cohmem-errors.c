@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/capability.h>
+#include <linux/netlink.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -20,7 +21,7 @@
 
 #include "cohmem-client.h"
 
-#define PLAN 46
+#define PLAN 59
 
 #define A_PID	COH_BIT(COHMEM_A_PID)
 #define A_START	COH_BIT(COHMEM_A_START)
@@ -70,6 +71,93 @@ static struct coh_req migrate_req(void)
 static void expect(int got, int want, const char *what)
 {
 	tap_ok(got == want, "%s -> %s (got %s)", what, errname(want), errname(got));
+}
+
+/* -EINVAL with an extended ACK message. */
+static void expect_einval_msg(int got, const char *what)
+{
+	const char *m = coh_last_message(env.c);
+
+	tap_ok(got == -EINVAL && m[0], "%s -> EINVAL with a message (got %s, \"%s\")", what,
+	       errname(got), m);
+}
+
+/* One netlink attribute at p; returns its aligned size. */
+static size_t put_attr(uint8_t *p, uint16_t type, const void *data, uint16_t len)
+{
+	struct nlattr *a = (struct nlattr *)p;
+
+	a->nla_len = NLA_HDRLEN + len;
+	a->nla_type = type;
+	memcpy(p + NLA_HDRLEN, data, len);
+	return NLA_ALIGN(a->nla_len);
+}
+
+/* SAMPLE with WINDOW nests: what is refused (13). */
+static void test_sample_windows_errors(void)
+{
+	uint64_t w[COHMEM_SAMPLE_MAX_WINDOWS + 1][2], start = (uintptr_t)buf, len = COH_PAGE_SIZE;
+	struct coh_req q = { .present = A_PID, .pid = getpid(), .windows = w, .nr_windows = 2 };
+	uint32_t pid32 = getpid();
+	uint8_t nest[64];
+	size_t i, k;
+
+	for (i = 0; i <= COHMEM_SAMPLE_MAX_WINDOWS; i++) {
+		w[i][0] = (uintptr_t)buf + i * COH_PAGE_SIZE;
+		w[i][1] = COH_PAGE_SIZE;
+	}
+	q.nr_windows = COHMEM_SAMPLE_MAX_WINDOWS + 1;
+	expect_einval_msg(req(env.c, COHMEM_CMD_SAMPLE, &q), "SAMPLE with 65 windows");
+	q.nr_windows = 2;
+	w[1][0] = w[0][0];
+	expect_einval_msg(req(env.c, COHMEM_CMD_SAMPLE, &q), "SAMPLE overlapping windows");
+	w[0][0] = (uintptr_t)buf + 4 * COH_PAGE_SIZE;
+	expect_einval_msg(req(env.c, COHMEM_CMD_SAMPLE, &q), "SAMPLE windows out of address order");
+	w[0][0] = (uintptr_t)buf + 1;
+	expect_einval_msg(req(env.c, COHMEM_CMD_SAMPLE, &q), "SAMPLE unaligned window");
+	w[0][0] = (uintptr_t)buf;
+	w[0][1] = 0;
+	expect_einval_msg(req(env.c, COHMEM_CMD_SAMPLE, &q), "SAMPLE empty window");
+	w[0][1] = (COHMEM_SAMPLE_MAX_PAGES / 2 + 1) * COH_PAGE_SIZE;
+	w[1][0] = w[0][0] + w[0][1];
+	w[1][1] = w[0][1];
+	expect_einval_msg(req(env.c, COHMEM_CMD_SAMPLE, &q),
+			  "SAMPLE windows of more than COHMEM_SAMPLE_MAX_PAGES pages in all");
+	w[0][1] = w[1][1] = COH_PAGE_SIZE;
+	w[1][0] = w[0][0] + COH_PAGE_SIZE;
+	q.present |= A_START | A_LEN;
+	q.start = (uintptr_t)buf;
+	q.length = COH_PAGE_SIZE;
+	expect_einval_msg(req(env.c, COHMEM_CMD_SAMPLE, &q), "SAMPLE with WINDOW and START/LENGTH");
+	q.present = 0;
+	expect(req(env.c, COHMEM_CMD_SAMPLE, &q), -EINVAL, "SAMPLE with WINDOW without PID");
+
+	/* nests built by hand, after one good window */
+	q = (struct coh_req){ .present = A_PID, .pid = getpid(), .windows = w, .nr_windows = 1,
+			      .raw_type = COHMEM_A_WINDOW | NLA_F_NESTED, .raw_data = nest };
+	w[0][0] = (uintptr_t)buf;
+	k = put_attr(nest, COHMEM_A_START, &start, sizeof(start));
+	q.raw_len = (int)k;
+	expect_einval_msg(req(env.c, COHMEM_CMD_SAMPLE, &q), "SAMPLE window without LENGTH");
+	start += 8 * COH_PAGE_SIZE;
+	k = put_attr(nest, COHMEM_A_START, &start, sizeof(start));
+	k += put_attr(nest + k, COHMEM_A_LENGTH, &len, sizeof(len));
+	k += put_attr(nest + k, COHMEM_A_PID, &pid32, sizeof(pid32));
+	q.raw_len = (int)k;
+	expect_einval_msg(req(env.c, COHMEM_CMD_SAMPLE, &q), "SAMPLE window with a PID inside");
+	k = put_attr(nest, COHMEM_A_START, &start, sizeof(start));
+	((struct nlattr *)nest)->nla_len = 40;	/* longer than the nest */
+	q.raw_len = (int)k;
+	expect_einval_msg(req(env.c, COHMEM_CMD_SAMPLE, &q),
+			  "SAMPLE window with a truncated attribute");
+	/* well formed but without NLA_F_NESTED, then as it should be */
+	k = put_attr(nest, COHMEM_A_START, &start, sizeof(start));
+	k += put_attr(nest + k, COHMEM_A_LENGTH, &len, sizeof(len));
+	q.raw_len = (int)k;
+	q.raw_type = COHMEM_A_WINDOW;
+	expect_einval_msg(req(env.c, COHMEM_CMD_SAMPLE, &q), "SAMPLE WINDOW without NLA_F_NESTED");
+	q.raw_type = COHMEM_A_WINDOW | NLA_F_NESTED;
+	expect(req(env.c, COHMEM_CMD_SAMPLE, &q), 0, "SAMPLE two good windows, one built by hand");
 }
 
 static void expect2(int got, int want1, int want2, const char *what)
@@ -300,6 +388,7 @@ int main(void)
 	q.start = (uintptr_t)buf;
 	q.length = 0;
 	expect(req(env.c, COHMEM_CMD_SAMPLE, &q), -EINVAL, "SAMPLE zero length");
+	test_sample_windows_errors();
 	q = (struct coh_req){ .present = A_NR, .nr_pages = 1 };
 	expect(req(env.c, COHMEM_CMD_EVICT, &q), -EINVAL, "EVICT without POOL_ID");
 	q = (struct coh_req){ .present = A_POOL | A_NR, .pool_id = P + 1000, .nr_pages = 1 };

@@ -21,7 +21,7 @@
 
 #include "cohmem-client.h"
 
-#define PLAN 81
+#define PLAN 87
 
 static struct coh_env env;
 static uint32_t P;
@@ -688,6 +688,123 @@ static void test_sample(void)
 	(void)sink;
 }
 
+static int sample_windows(const uint64_t (*w)[2], int nw, bool clear, struct coh_reply *rep)
+{
+	struct coh_req q = {
+		.present = COH_BIT(COHMEM_A_PID) | (clear ? COH_BIT(COHMEM_A_CLEAR) : 0),
+		.pid = getpid(), .clear = clear, .windows = w, .nr_windows = nw,
+	};
+
+	return coh_request(env.c, COHMEM_CMD_SAMPLE, false, &q, rep);
+}
+
+/* Bits of the concatenated bitmap that differ from exactly the set @want (sorted). */
+static size_t bits_off(const struct coh_reply *rep, size_t nbits, const size_t *want, size_t nwant)
+{
+	size_t i, j = 0, off = 0;
+
+	for (i = 0; i < nbits; i++) {
+		bool w = j < nwant && want[j] == i;
+
+		j += w;
+		off += bit(rep, i) != w;
+	}
+	return off;
+}
+
+/* SAMPLE with several WINDOW nests: one call, per-window counts, one bitmap (6). */
+static void test_sample_windows(void)
+{
+	const size_t n = 96;
+	char *buf = map_anon(n);
+	uint64_t w[4][2], one[COHMEM_SAMPLE_MAX_WINDOWS][2];
+	static const size_t touched[] = { 2, 9, 26 };	/* pages 2, 17 and 90, as bits */
+	static const uint64_t young_all[] = { 8, 4, 0, 16 };
+	volatile uint64_t sink = 0;
+	struct coh_counts k;
+	struct coh_reply rep;
+	size_t i, all[28];
+	bool ok;
+	int r;
+
+	if (!tap_ok(buf != NULL, "sample windows: map %zu pages", n))
+		return;
+	/* the first half in the pool, a hole at pages [64, 80) */
+	coh_fill(buf, n, 131);
+	r = migrate(getpid(), buf, 48, P, &k);
+	munmap(buf + 64 * COH_PAGE_SIZE, 16 * COH_PAGE_SIZE);
+	coh_fill(buf, 64, 132);
+	coh_fill(buf + 80 * COH_PAGE_SIZE, 16, 133);
+	w[0][0] = (uintptr_t)buf;			w[0][1] = 8 * COH_PAGE_SIZE;
+	w[1][0] = (uintptr_t)buf + 16 * COH_PAGE_SIZE;	w[1][1] = 4 * COH_PAGE_SIZE;
+	w[2][0] = (uintptr_t)buf + 64 * COH_PAGE_SIZE;	w[2][1] = 4 * COH_PAGE_SIZE;
+	w[3][0] = (uintptr_t)buf + 80 * COH_PAGE_SIZE;	w[3][1] = 16 * COH_PAGE_SIZE;
+	for (i = 0; i < 12; i++)
+		all[i] = i;
+	for (i = 0; i < 16; i++)
+		all[12 + i] = 16 + i;
+
+	r = r ?: sample_windows(w, 4, true, &rep);
+	ok = r == 0 && rep.nr_windows == 4 && rep.v[COHMEM_A_NR_PAGES] == 32 &&
+	     rep.v[COHMEM_A_NR_YOUNG] == 28 && rep.bitmap_len == 4 &&
+	     bits_off(&rep, 32, all, 28) == 0;
+	for (i = 0; ok && i < 4; i++)
+		ok = rep.windows[i].start == w[i][0] &&
+		     rep.windows[i].nr_pages == w[i][1] / COH_PAGE_SIZE &&
+		     rep.windows[i].nr_young == young_all[i] &&
+		     rep.windows[i].no_mapping == (i == 2);
+	tap_ok(ok, "sample windows: all written pages young, per window 8/4/0/16, the hole flagged "
+	       "NO_MAPPING, one bitmap in window order (r=%d windows %d pages %llu young %llu)",
+	       r, rep.nr_windows, (unsigned long long)rep.v[COHMEM_A_NR_PAGES],
+	       (unsigned long long)rep.v[COHMEM_A_NR_YOUNG]);
+	coh_reply_free(&rep);
+
+	r = sample_windows(w, 4, false, &rep);
+	tap_ok(r == 0 && rep.v[COHMEM_A_NR_YOUNG] == 0 && rep.nr_windows == 4 &&
+	       bits_off(&rep, 32, NULL, 0) == 0,
+	       "sample windows: CLEAR cleared every window (r=%d young %llu)", r,
+	       (unsigned long long)rep.v[COHMEM_A_NR_YOUNG]);
+	coh_reply_free(&rep);
+
+	/* no TLB flush of our own: the one flush at the end of the request must do */
+	sink += *(volatile uint64_t *)(buf + 2 * COH_PAGE_SIZE + 8);
+	sink += *(volatile uint64_t *)(buf + 17 * COH_PAGE_SIZE + 8);
+	sink += *(volatile uint64_t *)(buf + 90 * COH_PAGE_SIZE + 8);
+	r = sample_windows(w, 4, true, &rep);
+	tap_ok(r == 0 && rep.v[COHMEM_A_NR_YOUNG] == 3 && rep.nr_windows == 4 &&
+	       rep.windows[0].nr_young == 1 && rep.windows[1].nr_young == 1 &&
+	       rep.windows[3].nr_young == 1 && bits_off(&rep, 32, touched, 3) == 0,
+	       "sample windows: exactly the pages read since are young, in pool and system RAM "
+	       "(r=%d young %llu)", r, (unsigned long long)rep.v[COHMEM_A_NR_YOUNG]);
+	coh_reply_free(&rep);
+
+	/* the hole alone: the single form fails, the windowed form reports it */
+	r = sample_windows(w + 2, 1, false, &rep);
+	tap_ok(r == 0 && rep.nr_windows == 1 && rep.windows[0].no_mapping &&
+	       rep.v[COHMEM_A_NR_YOUNG] == 0 && sample(buf + 64 * COH_PAGE_SIZE, 4, false, NULL) ==
+	       -EFAULT, "sample windows: a window with no mapping is NO_MAPPING, not EFAULT "
+	       "(START/LENGTH: EFAULT) (r=%d)", r);
+	coh_reply_free(&rep);
+
+	for (i = 0; i < COHMEM_SAMPLE_MAX_WINDOWS; i++) {
+		one[i][0] = (uintptr_t)buf + i * COH_PAGE_SIZE;
+		one[i][1] = COH_PAGE_SIZE;
+	}
+	r = sample_windows((const uint64_t (*)[2])one, COHMEM_SAMPLE_MAX_WINDOWS, false, &rep);
+	tap_ok(r == 0 && rep.nr_windows == COHMEM_SAMPLE_MAX_WINDOWS &&
+	       rep.v[COHMEM_A_NR_PAGES] == COHMEM_SAMPLE_MAX_WINDOWS &&
+	       rep.windows[COHMEM_SAMPLE_MAX_WINDOWS - 1].start ==
+	       (uintptr_t)buf + (COHMEM_SAMPLE_MAX_WINDOWS - 1) * COH_PAGE_SIZE &&
+	       !rep.windows[COHMEM_SAMPLE_MAX_WINDOWS - 1].no_mapping,
+	       "sample windows: COHMEM_SAMPLE_MAX_WINDOWS adjacent windows in one request "
+	       "(r=%d, %d)",
+	       r, rep.nr_windows);
+	coh_reply_free(&rep);
+	munmap(buf, 64 * COH_PAGE_SIZE);
+	munmap(buf + 80 * COH_PAGE_SIZE, 16 * COH_PAGE_SIZE);
+	(void)sink;
+}
+
 /* EVICT by PFN, any owner (5). */
 static void test_evict(void)
 {
@@ -795,6 +912,7 @@ int main(void)
 	test_ineligible();
 	test_residency();
 	test_sample();
+	test_sample_windows();
 	test_evict();
 	test_pool_full();
 

@@ -432,7 +432,7 @@ int main(void)
 		tap_skip_all("cohmem.ko not found (COH_MODULE_DIR)");
 	if (coh_module_loaded() && coh_module_unload() < 0)
 		tap_skip_all("cohmem is loaded and cannot be unloaded");
-	tap_init("backend-check", 69 + (do_bench ? 1 : 0));
+	tap_init("backend-check", 70 + (do_bench ? 1 : 0));
 
 	/* ---- before the module ---- */
 	r = coh->open(&cb, "/");
@@ -651,6 +651,30 @@ int main(void)
 		tap_ok(r == -EFAULT && r2 == -ESRCH && r3 == 0 && young == NPAGES && set == NPAGES,
 		       "cohmem: sample after -EFAULT and -ESRCH: %llu young, %zu bits (r=%d %d %d)",
 		       (unsigned long long) young, set, r, r2, r3);
+	}
+
+	/* sample_windows: one SAMPLE with three windows, one of them on no mapping */
+	{
+		BackendSampleWindow w[3] = {
+			{ .start = UINT64_C(0x1000), .length = PAGE },
+			{ .start = addr, .length = len / 2 },
+			{ .start = addr + len / 2, .length = len / 2 },
+		};
+		int r4;
+
+		r = coh->sample_windows(cb, v.pid, w, 3, true);
+		r2 = coh_victim_cmd(&v, VICTIM_CHECK, 1) == 0 ? 0 : -EIO;
+		r = r ?: coh->sample_windows(cb, v.pid, w, 3, false);
+		r3 = coh->sample_windows(cb, dead, w, 3, false);
+		w[2].start -= PAGE;
+		r4 = coh->sample_windows(cb, v.pid, w, 3, false);
+		tap_ok(r == 0 && r2 == 0 && w[0].unmapped && w[0].young == 0 && !w[1].unmapped &&
+		       w[1].young == NPAGES / 2 && !w[2].unmapped && w[2].young == NPAGES / 2 &&
+		       r3 == -ESRCH && r4 == -EINVAL,
+		       "cohmem: sample_windows after the child read its buffer: unmapped %d/%d/%d, "
+		       "young %llu/%llu/%llu; dead pid %d, overlapping %d (r=%d)", w[0].unmapped,
+		       w[1].unmapped, w[2].unmapped, (unsigned long long) w[0].young,
+		       (unsigned long long) w[1].young, (unsigned long long) w[2].young, r3, r4, r);
 	}
 
 	/* sample from four threads at once: no two share a socket */

@@ -6,6 +6,21 @@
  * Documentation/netlink/specs/cohmem.yaml is the authoritative description;
  * this header mirrors it. Every command that changes state or looks into
  * another process needs CAP_NET_ADMIN (GENL_ADMIN_PERM).
+ *
+ * SAMPLE has two forms. With START and LENGTH it reads one range: the reply
+ * has NR_PAGES, NR_YOUNG and BITMAP, and -EFAULT means that no mapping
+ * intersects the range. With one or more WINDOW nests instead (each START and
+ * LENGTH, page aligned, not empty; at most COHMEM_SAMPLE_MAX_WINDOWS, in
+ * ascending address order and not overlapping, COHMEM_SAMPLE_MAX_PAGES pages
+ * in all; anything else is -EINVAL with an extended ACK message) every window
+ * is read under one lock of the target's address space, and the TLBs are
+ * flushed once at the end when CLEAR cleared a bit. The reply has NR_PAGES and
+ * NR_YOUNG of all windows, one BITMAP that concatenates the windows' bits in
+ * request order (window i starts at the bit that is the sum of the pages of
+ * the windows before it; LSB first within each byte), and one WINDOW nest per
+ * window, in request order: START, NR_PAGES, NR_YOUNG, and the flag
+ * NO_MAPPING when no mapping intersects that window (its bits are zero; this
+ * form never fails with -EFAULT). START/LENGTH and WINDOW together: -EINVAL.
  */
 #ifndef _UAPI_LINUX_COHMEM_H
 #define _UAPI_LINUX_COHMEM_H
@@ -22,13 +37,15 @@
 /* Upper bounds enforced by the attribute policy. */
 #define COHMEM_SAMPLE_MAX_PAGES	(1U << 18)	/* 1 GiB of 4 KiB pages per SAMPLE */
 #define COHMEM_EXTENTS_MAX	4096		/* extents per RESIDENCY reply */
+#define COHMEM_SAMPLE_MAX_WINDOWS 64		/* WINDOW nests per SAMPLE */
 
 enum cohmem_cmd {
 	COHMEM_CMD_UNSPEC,
 	COHMEM_CMD_POOL_GET,	/* do (POOL_ID) or dump: pool attributes */
 	COHMEM_CMD_MIGRATE,	/* PID, START, LENGTH, DEST -> counts */
 	COHMEM_CMD_RESIDENCY,	/* PID, START, LENGTH -> RESIDENT nests, EXTENT nests */
-	COHMEM_CMD_SAMPLE,	/* PID, START, LENGTH, CLEAR -> BITMAP, NR_PAGES, NR_YOUNG */
+	COHMEM_CMD_SAMPLE,	/* PID, START, LENGTH, CLEAR -> BITMAP, NR_PAGES, NR_YOUNG;
+				 * PID, WINDOW nests, CLEAR -> the same plus WINDOW nests */
 	COHMEM_CMD_EVICT,	/* POOL_ID, NR_PAGES -> EVICTED, FAILED */
 	COHMEM_CMD_WATERMARK_NTF, /* monitor group: POOL_ID, FREE_PAGES, WMARK */
 	COHMEM_CMD_UNLOAD_NTF,	/* monitor group: module is going away */
@@ -94,6 +111,11 @@ enum cohmem_attr {
 
 	/* monitor */
 	COHMEM_A_WMARK,			/* u32, enum cohmem_wmark */
+
+	/* SAMPLE with several windows */
+	COHMEM_A_WINDOW,		/* nest, multi: request START, LENGTH;
+					 * reply START, NR_PAGES, NR_YOUNG, NO_MAPPING */
+	COHMEM_A_NO_MAPPING,		/* flag: no mapping intersects the window */
 
 	__COHMEM_A_MAX,
 };
