@@ -259,6 +259,52 @@ int tracker_regions_adapt(TrackerRegion **regions, size_t *n, unsigned min_regio
 	return 0;
 }
 
+int tracker_regions_keep_pool(TrackerRegion **regions, size_t *n, const TrackerRegion *old,
+			      size_t n_old)
+{
+	TrackerRegion *v = *regions, *out;
+	size_t n_out = 0, n_pool = 0, j = 0;
+	uint64_t covered = 0;   /* end of the last pool region taken */
+
+	for (size_t k = 0; k < n_old; k++)
+		n_pool += old[k].on_cohmem;
+	if (n_pool == 0)
+		return 0;
+	/* Each pool region cuts at most one region in two. */
+	out = calloc(*n + 2 * n_pool, sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	for (size_t i = 0; i <= *n; i++) {
+		uint64_t end = i < *n ? v[i].start + v[i].length : UINT64_MAX;
+		uint64_t pos = i < *n ? MAX(v[i].start, covered) : end;
+
+		for (;;) {
+			while (j < n_old && !old[j].on_cohmem)
+				j++;
+			if (j == n_old || old[j].start >= end)
+				break;
+			if (old[j].start > pos) {
+				out[n_out] = v[i];
+				out[n_out].start = pos;
+				out[n_out++].length = old[j].start - pos;
+			}
+			out[n_out++] = old[j];
+			covered = old[j].start + old[j].length;
+			pos = MAX(pos, covered);
+			j++;
+		}
+		if (i < *n && pos < end) {
+			out[n_out] = v[i];
+			out[n_out].start = pos;
+			out[n_out++].length = end - pos;
+		}
+	}
+	free(v);
+	*regions = out;
+	*n = n_out;
+	return 0;
+}
+
 void tracker_regions_inherit(TrackerRegion *new_regions, size_t n_new,
 			     const TrackerRegion *old_regions, size_t n_old)
 {
@@ -675,6 +721,53 @@ static bool pid_exists(const char *root, pid_t pid)
 	return !p || access(p, F_OK) == 0;
 }
 
+/*
+ * DAMON mode: the regions in a pool split and merge by their SAMPLE heat as
+ * the sample tracker's do. DAMON's own regions there would be one idle lump,
+ * since it sees no access to pool pages, and one window could not tell a hot
+ * part of it from a cold one.
+ */
+static int pool_regions_adapt(TrackerEngine *e, TrackerPid *t)
+{
+	_cleanup_free_ TrackerRegion *pool = NULL;
+	TrackerRegion *out;
+	size_t n_pool = 0, n_other, k = 0, a = 0, b = 0;
+	int r;
+
+	for (size_t i = 0; i < t->n_regions; i++)
+		n_pool += t->regions[i].on_cohmem;
+	if (n_pool == 0)
+		return 0;
+	n_other = t->n_regions - n_pool;
+	pool = malloc(n_pool * sizeof(*pool));
+	if (!pool)
+		return -ENOMEM;
+	for (size_t i = 0; i < t->n_regions; i++)
+		if (t->regions[i].on_cohmem)
+			pool[k++] = t->regions[i];
+	r = tracker_regions_adapt(&pool, &n_pool, 1, e->params.max_regions,
+				  TRACKER_MERGE_THRESHOLD, e->params.window_pages, TRACKER_PAGE,
+				  &e->seed);
+	if (r < 0)
+		return r;
+	out = malloc(MAX(n_other + n_pool, 1U) * sizeof(*out));
+	if (!out)
+		return -ENOMEM;
+	/* Both in address order: merge them. */
+	for (k = 0; k < n_other + n_pool; k++) {
+		while (a < t->n_regions && t->regions[a].on_cohmem)
+			a++;
+		if (a < t->n_regions && (b == n_pool || t->regions[a].start < pool[b].start))
+			out[k] = t->regions[a++];
+		else
+			out[k] = pool[b++];
+	}
+	free(t->regions);
+	t->regions = out;
+	t->n_regions = n_other + n_pool;
+	return 0;
+}
+
 /* One pid's tick. -ESRCH: gone. */
 static int pid_tick(TrackerEngine *e, TrackerPid *t, TrackerKind kind, size_t damon_idx,
 		    bool damon_ok)
@@ -702,6 +795,8 @@ static int pid_tick(TrackerEngine *e, TrackerPid *t, TrackerKind kind, size_t da
 		r = tracker_damon_regions(e->damon, damon_idx, &nv, &nn);
 		if (r == -ENOENT)
 			r = 0;    /* not a DAMON target yet: mapped parts come in fresh */
+		if (r >= 0 && sampler)
+			r = tracker_regions_keep_pool(&nv, &nn, t->regions, t->n_regions);
 		if (r >= 0)
 			r = tracker_regions_fit(&nv, &nn, (const uint64_t (*)[2]) maps, n_maps);
 		if (r < 0) {
@@ -721,6 +816,8 @@ static int pid_tick(TrackerEngine *e, TrackerPid *t, TrackerKind kind, size_t da
 		if (sampler) {
 			/* DAMON does not see pool pages: their heat comes from SAMPLE. */
 			r = windows_check(e, t, true);
+			if (r >= 0)
+				r = pool_regions_adapt(e, t);
 			if (r >= 0)
 				r = windows_prepare(e, t, true);
 		}

@@ -149,6 +149,14 @@ int tracker_regions_fit(TrackerRegion **regions, size_t *n, const uint64_t (*map
 int tracker_regions_adapt(TrackerRegion **regions, size_t *n, unsigned min_regions,
 			  unsigned max_regions, uint64_t merge_threshold, uint64_t min_pages,
 			  uint64_t page_size, uint64_t *seed);
+/*
+ * DAMON cannot see pool pages: where old regions are in a cohmem pool
+ * (on_cohmem), keep them as they are (state and heat: the sampler's), and
+ * DAMON's regions (*regions, sorted) only for the rest, cut around them.
+ * Nothing changes without pool regions. *regions is replaced. 0, -ENOMEM.
+ */
+int tracker_regions_keep_pool(TrackerRegion **regions, size_t *n, const TrackerRegion *old,
+			      size_t n_old);
 /* Carry state from old regions to new ones by largest overlap (damon re-split). */
 void tracker_regions_inherit(TrackerRegion *new_regions, size_t n_new,
 			     const TrackerRegion *old_regions, size_t n_old);
