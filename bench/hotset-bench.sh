@@ -41,7 +41,7 @@ for k in "$@"; do
 		"$src/tests/vm/daemon/test-policy.sh" "$src/tests/vm/daemon/test-peers.sh" || rc=1
 	echo "== kernel $k (full output in $logs/results.log)"
 	# The tables and the per-scenario lines of both tests.
-	sed -n 's/^| \(# \(hot-set capture\|scenario\|coherentd\|DAMOS\|NUMA\|second\|eviction\|memory tiers\|node1 free\|first target\).*\)/\1/p' \
+	sed -n 's/^| \(# \(hot-set capture\|scenario\|coherentd\|hot:\|DAMOS\|NUMA\|second\|eviction\|memory tiers\|node1\|first target\).*\)/\1/p' \
 		"$logs/results.log"
 done
 exit $rc
