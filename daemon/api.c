@@ -167,6 +167,8 @@ static int method_get_status(VarlinkConnection *c, json_object *parameters, void
 	if (json_object_object_length(parameters) > 0)
 		return reject_parameters(c, parameters);
 	log_caller(c, "GetStatus");
+	/* Free memory as it is now, not as at the last tick (a failure keeps the last list). */
+	(void) manager_refresh_devices(m);
 
 	r = sd_event_now(m->event, CLOCK_MONOTONIC, &now);
 	if (r < 0)
@@ -185,6 +187,7 @@ static int method_list_devices(VarlinkConnection *c, json_object *parameters, vo
 	if (json_object_object_length(parameters) > 0)
 		return reject_parameters(c, parameters);
 	log_caller(c, "ListDevices");
+	(void) manager_refresh_devices(m);
 
 	reply = api_list_devices_reply(m->devices, m->n_devices);
 	if (!reply)

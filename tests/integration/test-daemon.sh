@@ -337,6 +337,30 @@ json_ok "eight-memonly: status sums the devices" \
 	"j['n_devices'] == 8 and j['total_device_bytes'] == $total"
 stop_daemon
 
+# ------------------------------------------------------------ free memory is read when asked
+# A tick an hour: what cohctl shows must still be the node's memory now.
+cp -R "$FIXTURES/grace-hopper" "$tmp/live" && chmod -R u+w "$tmp/live"
+saved_fixtures=$FIXTURES
+FIXTURES=$tmp
+start_daemon live '[Daemon]
+TickSec=1h
+' || exit 1
+FIXTURES=$saved_fixtures
+sed -i 's/MemFree: *[0-9]* kB/MemFree: 1048576 kB/' "$tmp/live/sys/devices/system/node/node1/meminfo"
+expect_rc "live: devices exits 0" 0 cohctl --json devices
+json_ok "live: devices shows the free memory of now, not of the last tick" \
+	"j['devices'][0]['free_bytes'] == 1 << 30"
+sed -i 's/MemFree: *[0-9]* kB/MemFree: 2097152 kB/' "$tmp/live/sys/devices/system/node/node1/meminfo"
+expect_rc "live: status exits 0" 0 cohctl --json status
+json_ok "live: status too" "j['free_device_bytes'] == 2 << 30"
+# A node that cannot be read any more: the last list stays, the daemon answers.
+mv "$tmp/live/sys/devices/system/node/node1/meminfo" "$tmp/live/meminfo.saved"
+expect_rc "live: devices with node1 unreadable exits 0" 0 cohctl --json devices
+json_ok "live: ... the last list it read" "j['devices'][0]['free_bytes'] == 2 << 30"
+grep -q "keeping the previous device list" "$tmp/daemon.log"
+ok "live: ... and the daemon says why" $? "$tmp/daemon.log"
+stop_daemon
+
 # ------------------------------------------------------------ cxl-tier: a slower tier
 start_daemon cxl-tier '' || exit 1
 CXL_TOTAL=$(bytes cxl-tier 1 MemTotal)
