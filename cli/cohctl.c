@@ -914,13 +914,13 @@ static int verb_stats(int argc, char **argv)
 	}
 
 	if (arg_legend)
-		printf("%-16s %10s %10s %10s %8s %12s\n", "NAME", "IN", "OUT", "MIGRATIONS",
-		       "FAILURES", "FAILED-PAGES");
+		printf("%-16s %10s %10s %10s %8s %12s %9s %9s %9s\n", "NAME", "IN", "OUT",
+		       "MIGRATIONS", "FAILURES", "FAILED-PAGES", "PROMOTED", "DEMOTED", "EVICTED");
 	for (size_t i = 0; i < json_object_array_length(list); i++) {
 		json_object *e = json_object_array_get_idx(list, i);
 		const char *name;
-		uint64_t in, out, migrations, failures, failed_pages;
-		char b1[32], b2[32];
+		uint64_t in, out, migrations, failures, failed_pages, promoted, demoted, evicted;
+		char b1[32], b2[32], b3[32], b4[32], b5[32];
 
 		if (!json_object_is_type(e, json_type_object)) {
 			reply_malformed(method, "devices");
@@ -931,11 +931,16 @@ static int verb_stats(int argc, char **argv)
 		    get_uint(e, method, "bytes_out", &out) < 0 ||
 		    get_uint(e, method, "migrations", &migrations) < 0 ||
 		    get_uint(e, method, "failures", &failures) < 0 ||
-		    get_uint(e, method, "failed_pages", &failed_pages) < 0)
+		    get_uint(e, method, "failed_pages", &failed_pages) < 0 ||
+		    get_uint(e, method, "promoted_bytes", &promoted) < 0 ||
+		    get_uint(e, method, "demoted_bytes", &demoted) < 0 ||
+		    get_uint(e, method, "evicted_bytes", &evicted) < 0)
 			goto finish;
-		printf("%-16s %10s %10s %10" PRIu64 " %8" PRIu64 " %12" PRIu64 "\n", name,
-		       format_bytes(b1, sizeof(b1), in), format_bytes(b2, sizeof(b2), out),
-		       migrations, failures, failed_pages);
+		printf("%-16s %10s %10s %10" PRIu64 " %8" PRIu64 " %12" PRIu64 " %9s %9s %9s\n",
+		       name, format_bytes(b1, sizeof(b1), in), format_bytes(b2, sizeof(b2), out),
+		       migrations, failures, failed_pages,
+		       format_bytes(b3, sizeof(b3), promoted), format_bytes(b4, sizeof(b4), demoted),
+		       format_bytes(b5, sizeof(b5), evicted));
 	}
 	if (arg_legend)
 		printf("\nSince coherentd started, %s ago.\n", format_uptime(b, sizeof(b), uptime));

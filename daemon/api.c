@@ -1127,6 +1127,9 @@ static json_object *stats_entry_to_json(const char *name, const StatsEntry *s)
 	r |= add(o, "migrations", json_u64(s->migrations));
 	r |= add(o, "failures", json_u64(s->failures));
 	r |= add(o, "failed_pages", json_u64(s->failed_pages));
+	r |= add(o, "promoted_bytes", json_u64(s->promoted_bytes));
+	r |= add(o, "demoted_bytes", json_u64(s->demoted_bytes));
+	r |= add(o, "evicted_bytes", json_u64(s->evicted_bytes));
 	if (r != 0) {
 		json_object_put(o);
 		return NULL;

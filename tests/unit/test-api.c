@@ -224,6 +224,8 @@ static void test_stats_reply(void **state)
 	assert_non_null(x);
 	x->bytes_in = 4096;
 	x->migrations = 1;
+	x->promoted_bytes = 4096;
+	x->evicted_bytes = 3;
 	assert_ptr_equal(stats_get(&s, "pool0"), x);
 	x = stats_get(&s, "gone");
 	x->bytes_out = 8192;
@@ -243,6 +245,9 @@ static void test_stats_reply(void **state)
 	assert_string_equal(json_object_get_string(json_object_object_get(e, "name")), "pool0");
 	assert_int_equal(get_int(e, "bytes_in"), 4096);
 	assert_int_equal(get_int(e, "migrations"), 1);
+	assert_int_equal(get_int(e, "promoted_bytes"), 4096);
+	assert_int_equal(get_int(e, "demoted_bytes"), 0);
+	assert_int_equal(get_int(e, "evicted_bytes"), 3);
 	e = json_object_array_get_idx(a, 2);
 	assert_string_equal(json_object_get_string(json_object_object_get(e, "name")), "system");
 	assert_int_equal(get_int(e, "bytes_in"), 100);

@@ -36,7 +36,7 @@ set -u
 
 . "${COH_GUPS_LIB:-/coh/share/gups-lib.sh}"
 
-echo "1..34"
+echo "1..35"
 
 for b in coherentd cohctl gups cohprobe; do
 	if ! command -v "$b" >/dev/null; then
@@ -236,6 +236,11 @@ check "priority 10: the second gups verified every word (0 errors)" gups_stop hi
 figures_table
 cohctl stats >stats.out 2>&1
 diag stats.out
+cohctl --json=short stats >stats.json 2>&1
+ev=$(cohprobe json "devices.name=node1.evicted_bytes" <stats.json)
+pr=$(cohprobe json "devices.name=gpu0.promoted_bytes" <stats.json)
+check "cohctl stats: node1's evicted bytes ($ev) and gpu0's promoted bytes ($pr) counted" \
+	test "${ev:-0}" -gt 0 -a "${pr:-0}" -gt 0
 kill -TERM $daemon
 wait $daemon
 check "coherentd exits 0 on SIGTERM" test $? -eq 0
