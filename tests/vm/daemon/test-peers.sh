@@ -50,7 +50,9 @@ GUPS_ARGS="--size 384M --hot 64M --cold-ppm 100 --thp off --tick-ms 1000 --tlb-f
 : >figures.txt
 
 # ------------------------------------------------------------ coherentd
-printf '[Daemon]\nTickSec=1s\n' >coherentd.conf
+# The precision settings of coherentd.conf(5) (cold regions leave, as DAMOS
+# migrate_cold sends them back), so that the rows compare like with like.
+printf '[Daemon]\nTickSec=1s\n\n[Policy]\nHotThreshold=125\nColdDemoteTicks=2\n' >coherentd.conf
 coherentd_start
 gups_start ours $GUPS_ARGS --device node:1
 cohctl policy set --pid "$ours_pid" hot:node1 >policy.out 2>&1
