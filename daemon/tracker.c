@@ -38,6 +38,8 @@
  * tick instead of two, before a new random place is drawn.
  */
 #define TRACKER_WINDOW_TICKS 4U
+/* DAMON mode: regions in a pool are at most this big (a window each). */
+#define TRACKER_POOL_REGION_BYTES (UINT64_C(2) << 20)
 /* Neighbours whose heat differs by at most this much (per mille) merge. */
 #define TRACKER_MERGE_THRESHOLD 100U
 
@@ -732,6 +734,7 @@ static int pool_regions_adapt(TrackerEngine *e, TrackerPid *t)
 	_cleanup_free_ TrackerRegion *pool = NULL;
 	TrackerRegion *out;
 	size_t n_pool = 0, n_other, k = 0, a = 0, b = 0;
+	uint64_t pool_bytes = 0, want;
 	int r;
 
 	for (size_t i = 0; i < t->n_regions; i++)
@@ -743,11 +746,25 @@ static int pool_regions_adapt(TrackerEngine *e, TrackerPid *t)
 	if (!pool)
 		return -ENOMEM;
 	for (size_t i = 0; i < t->n_regions; i++)
-		if (t->regions[i].on_cohmem)
+		if (t->regions[i].on_cohmem) {
 			pool[k++] = t->regions[i];
-	r = tracker_regions_adapt(&pool, &n_pool, 1, e->params.max_regions,
-				  TRACKER_MERGE_THRESHOLD, e->params.window_pages, TRACKER_PAGE,
-				  &e->seed);
+			pool_bytes += t->regions[i].length;
+		}
+	/*
+	 * At most TRACKER_POOL_REGION_BYTES each, at once: what was promoted is
+	 * DAMON's region, hot and cold parts together, and a cold window must
+	 * not send the hot part back with it (halving one region a tick, as
+	 * the sample tracker does, is too slow for that).
+	 */
+	want = MAX((pool_bytes + TRACKER_POOL_REGION_BYTES - 1) / TRACKER_POOL_REGION_BYTES,
+		   UINT64_C(1));
+	want = MIN(want, (uint64_t) e->params.max_regions / 2);
+	r = regions_split_to_min(&pool, &n_pool, (unsigned) want);
+	if (r < 0)
+		return r;
+	r = tracker_regions_adapt(&pool, &n_pool, MIN((unsigned) want, e->params.max_regions),
+				  e->params.max_regions, TRACKER_MERGE_THRESHOLD,
+				  e->params.window_pages, TRACKER_PAGE, &e->seed);
 	if (r < 0)
 		return r;
 	out = malloc(MAX(n_other + n_pool, 1U) * sizeof(*out));

@@ -1002,6 +1002,50 @@ static void test_engine_damon(void **state)
 }
 
 /* Fewer DAMON regions than min_regions inside the anonymous mappings: halves of the largest. */
+/* DAMON mode: a region promoted to a pool is cut into pieces of at most 2 MiB, each sampled. */
+static void test_engine_damon_pool_pieces(void **state)
+{
+	char *root = fixture_new();
+	TrackerParams p;
+	TrackerEngine *e = NULL;
+	TrackerRegion *v;
+	BackendRef *ref;
+	size_t n, n_pool = 0;
+	pid_t pid = 100;
+
+	damon_tree(root, 1, "off");
+	put_maps(root, 100, DA, DA + 32 * MiB);
+	tried(root, 0, 0, DA, DA + 16 * MiB, 10);
+	tried(root, 0, 1, DA + 16 * MiB, DA + 32 * MiB, 0);
+	tracker_params_init(&p);
+	p.min_regions = 1;
+	assert_int_equal(tracker_engine_new(root, &p, &e), 0);
+	ref = fake_sampler(100, DA, 32 * MiB / PG);
+	tracker_engine_set_sampler(e, ref);
+	assert_int_equal(tracker_engine_set_pids(e, &pid, 1), 0);
+	assert_int_equal(tracker_engine_tick(e, 1), 0);
+	v = tracker_engine_regions(e, 100, &n);
+	assert_int_equal(n, 2);
+	/* The placement moves the first 16 MiB to the pool. */
+	v[0].residency = 1;
+	v[0].on_cohmem = true;
+	assert_int_equal(tracker_engine_tick(e, 2), 0);
+	v = tracker_engine_regions(e, 100, &n);
+	assert_int_equal(total_len(v, n), 32 * MiB);
+	for (size_t i = 0; i < n; i++) {
+		if (!v[i].on_cohmem)
+			continue;
+		n_pool++;
+		assert_true(v[i].start + v[i].length <= DA + 16 * MiB);
+		assert_true(v[i].length <= 2 * MiB);
+		assert_int_equal(v[i].heat, 500);    /* DAMON's, until SAMPLE says */
+	}
+	assert_true(n_pool >= 8);
+	backend_ref_unref(ref);
+	tracker_engine_free(e);
+	fixture_free(root);
+}
+
 static void test_engine_damon_min(void **state)
 {
 	char *root = fixture_new();
@@ -1084,6 +1128,7 @@ int main(void)
 		cmocka_unit_test(test_fit),
 		cmocka_unit_test(test_adapt),
 		cmocka_unit_test(test_keep_pool),
+		cmocka_unit_test(test_engine_damon_pool_pieces),
 		cmocka_unit_test(test_inherit),
 		cmocka_unit_test(test_engine_none),
 		cmocka_unit_test(test_engine_sample),
