@@ -24,8 +24,12 @@ check() { # check DESCRIPTION COMMAND...
 diag() { sed 's/^/# /' "$@"; }
 
 GUPS_MAX_TICKS=${GUPS_MAX_TICKS:-40}
-# Ticks after a capture over which gups_scenario reports the means.
+# Ticks after a capture over which gups_scenario reports the means, and the
+# mover's (coherentd's placement) ticks it first lets pass, so that what a
+# policy does after a capture (cold demotion) has had its ticks: precision
+# in the steady state, not in the middle of the move.
 GUPS_SETTLE=${GUPS_SETTLE:-3}
+GUPS_SETTLE_MOVER=${GUPS_SETTLE_MOVER:-0}
 GUPS_GOAL=0.9
 
 # gups_start NAME GUPS-ARGS...: runs gups in the background, output in
@@ -110,6 +114,24 @@ gups_settle() {
 	steady_prec=$2
 }
 
+# gups_wait_mover NAME N: waits until the mover's ticks of NAME's target
+# went up by N (nothing without mover_ticks); gups's ticks bound the wait
+# (GUPS_MAX_TICKS * 10). 1 when that bound was reached or gups died.
+gups_wait_mover() {
+	command -v mover_ticks >/dev/null || return 0
+	wm0=$(mover_ticks "$1")
+	[ -n "$wm0" ] || return 0
+	wk0=$(grep -c '^gups: tick=' "$1.out")
+	while :; do
+		wm=$(mover_ticks "$1")
+		[ -z "$wm" ] || [ $((wm - wm0)) -lt "$2" ] || return 0
+		[ $(($(grep -c '^gups: tick=' "$1.out") - wk0)) -lt $((GUPS_MAX_TICKS * 10)) ] ||
+			return 1
+		eval "kill -0 \$${1}_pid" 2>/dev/null || return 1
+		sleep 0.2
+	done
+}
+
 # gups_phase NAME: moves the hot set (SIGUSR1) and waits until gups says so.
 gups_phase() {
 	before=$(grep -c '^gups: phase=' "$1.out")
@@ -158,9 +180,11 @@ gups_scenario() {
 		fi
 		echo "# $2, phase $ph ($cap_mticks mover ticks): $cap_line"
 		fig="$fig|$c/$cap_mticks"
-		gups_settle "$1" $ph "$GUPS_SETTLE" || steady_frac=- steady_prec=-
-		echo "# $2, phase $ph, $GUPS_SETTLE ticks later: mean frac $steady_frac," \
-			"mean precision $steady_prec"
+		steady_frac=- steady_prec=-
+		[ "$GUPS_SETTLE_MOVER" -eq 0 ] || gups_wait_mover "$1" "$GUPS_SETTLE_MOVER" &&
+			gups_settle "$1" $ph "$GUPS_SETTLE"
+		echo "# $2, phase $ph, $GUPS_SETTLE ticks from $GUPS_SETTLE_MOVER mover ticks on:" \
+			"mean frac $steady_frac, mean precision $steady_prec"
 		fig="$fig|$steady_frac|$steady_prec"
 	done
 	echo "$fig" >>figures.txt

@@ -47,6 +47,9 @@ done
 echo 0 >/proc/sys/kernel/numa_balancing
 echo madvise >/sys/kernel/mm/transparent_hugepage/enabled
 GUPS_ARGS="--size 384M --hot 64M --cold-ppm 100 --thp off --tick-ms 1000 --tlb-flush-ms 100"
+# The same wall time for every row: the means over 6 of gups's ticks after
+# each capture (DAMOS has no ticks of its own to wait for).
+GUPS_SETTLE=6
 : >figures.txt
 
 # ------------------------------------------------------------ coherentd

@@ -113,8 +113,11 @@ next_tick() {
 }
 
 # ------------------------------------------------------------ hot:gpu0
-# Precision is measured once cold demotion had time to act.
-GUPS_SETTLE=6
+# Precision is measured once cold demotion had its ticks (ColdDemoteTicks
+# and one to move): the means over 3 of gups's ticks from 3 placement ticks
+# after the capture on.
+GUPS_SETTLE=3
+GUPS_SETTLE_MOVER=3
 GUPS_ARGS="--size 384M --hot 64M --cold-ppm 100 --thp off --tick-ms 1000 --tlb-flush-ms 100"
 gups_start pool $GUPS_ARGS --seed 3 --device pool
 cohctl policy set --pid "$pool_pid" hot:gpu0 >policy.out 2>&1
@@ -163,6 +166,7 @@ cohctl policy set --pid "$low_pid" hot:node1 >policy.out 2>&1
 check "cohctl policy set --pid PID hot:node1 exits 0 (ColdDemoteTicks=0)" test $? -eq 0
 diag policy.out
 GUPS_SETTLE=3
+GUPS_SETTLE_MOVER=0
 gups_scenario low "hot:node1, ColdDemoteTicks=0"
 
 # Watermark pressure: a second target with a higher priority, hot:node1,
