@@ -1,6 +1,26 @@
-# Shared by the host integration tests (sourced, not run). The caller sets
-# $tmp (a scratch directory), $RAW (varlink-raw.py), $COHCTL and $SOCK, and
-# n=0 failures=0 before the first check.
+# Shared by the host integration tests and tests/slurm/test-slurm.sh (sourced,
+# not run, once top_srcdir and top_builddir are set). The caller sets $tmp (a
+# scratch directory) and $SOCK, and n=0 failures=0 before the first check.
+
+# The programs under test, and the raw varlink client.
+COHERENTD="$top_builddir/coherentd"
+COHCTL="$top_builddir/cohctl"
+RAW="python3 $top_srcdir/tests/integration/varlink-raw.py"
+
+# need_built PROGRAM...: bails out unless every PROGRAM was built, or without
+# python3 (varlink-raw.py and the tests' own checks are Python).
+need_built() {
+	for f in "$@"; do
+		if [ ! -x "$f" ]; then
+			echo "Bail out! $f not built"
+			exit 1
+		fi
+	done
+	if ! command -v python3 >/dev/null; then
+		echo "Bail out! python3 is needed (Debian: python3)"
+		exit 1
+	fi
+}
 
 # ok DESCRIPTION STATUS [DETAIL-FILE]: one TAP point; the detail file is shown on failure.
 ok() {
@@ -30,6 +50,27 @@ expect_rc() {
 		return 1
 	fi
 	ok "$desc" 0
+}
+
+# check DESCRIPTION COMMAND...: passes when COMMAND exits 0; its output stays in
+# $tmp/out and $tmp/err (so COMMAND must not read those) and is shown if it fails.
+check() {
+	desc=$1
+	shift
+	"$@" >"$tmp/out" 2>"$tmp/err"
+	rc=$?
+	cat "$tmp/out" "$tmp/err" >"$tmp/detail"
+	ok "$desc" "$rc" "$tmp/detail"
+}
+
+# same DESCRIPTION GOT WANT
+same() {
+	if [ "$2" = "$3" ]; then
+		ok "$1" 0
+	else
+		printf 'got:  %s\nwant: %s\n' "$2" "$3" >"$tmp/detail"
+		ok "$1" 1 "$tmp/detail"
+	fi
 }
 
 # json_ok DESCRIPTION EXPR: EXPR (Python, the JSON bound to j) holds for the JSON in $tmp/out.

@@ -19,21 +19,10 @@ set -u
 : "${top_builddir:?run through make check}"
 : "${FIXTURES:?run through make check}"
 
-COHERENTD="$top_builddir/coherentd"
-COHCTL="$top_builddir/cohctl"
-IDL="$top_srcdir/daemon/io.coherentd.varlink"
-RAW="python3 $top_srcdir/tests/integration/varlink-raw.py"
+. "$top_srcdir/tests/integration/lib.sh"
+need_built "$COHERENTD" "$COHCTL"
 
-for f in "$COHERENTD" "$COHCTL"; do
-	if [ ! -x "$f" ]; then
-		echo "Bail out! $f not built"
-		exit 1
-	fi
-done
-if ! command -v python3 >/dev/null; then
-	echo "Bail out! python3 is needed (Debian: python3)"
-	exit 1
-fi
+IDL="$top_srcdir/daemon/io.coherentd.varlink"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/coh-integ.XXXXXX") || exit 1
 SOCK="$tmp/sock"
@@ -50,27 +39,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-. "$top_srcdir/tests/integration/lib.sh"
-
-# check DESCRIPTION COMMAND...: passes when COMMAND exits 0; shows its output if not.
-# COMMAND's output replaces $tmp/out, so COMMAND must not read $tmp/out.
-check() {
-	desc=$1
-	shift
-	"$@" >"$tmp/out" 2>&1
-	ok "$desc" $? "$tmp/out"
-}
-
-# same DESCRIPTION GOT WANT
-same() {
-	if [ "$2" = "$3" ]; then
-		ok "$1" 0
-	else
-		printf 'got:  %s\nwant: %s\n' "$2" "$3" >"$tmp/detail"
-		ok "$1" 1 "$tmp/detail"
-	fi
-}
 
 # bytes FIXTURE NODE FIELD: a node's meminfo field in bytes (the kernel prints kB).
 bytes() {

@@ -17,21 +17,10 @@ set -u
 : "${top_srcdir:?run through make check}"
 : "${top_builddir:?run through make check}"
 
-COHERENTD="$top_builddir/coherentd"
-COHCTL="$top_builddir/cohctl"
-RAW="python3 $top_srcdir/tests/integration/varlink-raw.py"
-MIB16=16777216
+. "$top_srcdir/tests/integration/lib.sh"
+need_built "$COHERENTD" "$COHCTL"
 
-for f in "$COHERENTD" "$COHCTL"; do
-	if [ ! -x "$f" ]; then
-		echo "Bail out! $f not built"
-		exit 1
-	fi
-done
-if ! command -v python3 >/dev/null; then
-	echo "Bail out! python3 is needed (Debian: python3)"
-	exit 1
-fi
+MIB16=16777216
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/coh-migrate.XXXXXX") || exit 1
 # Reachable by the unprivileged caller of the permission checks.
@@ -51,8 +40,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-. "$top_srcdir/tests/integration/lib.sh"
 
 # A raw Migrate/GetResidency call; prints the reply.
 raw_call() {

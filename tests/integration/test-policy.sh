@@ -20,20 +20,8 @@ set -u
 : "${top_srcdir:?run through make check}"
 : "${top_builddir:?run through make check}"
 
-COHERENTD="$top_builddir/coherentd"
-COHCTL="$top_builddir/cohctl"
-RAW="python3 $top_srcdir/tests/integration/varlink-raw.py"
-
-for f in "$COHERENTD" "$COHCTL"; do
-	if [ ! -x "$f" ]; then
-		echo "Bail out! $f not built"
-		exit 1
-	fi
-done
-if ! command -v python3 >/dev/null; then
-	echo "Bail out! python3 is needed (Debian: python3)"
-	exit 1
-fi
+. "$top_srcdir/tests/integration/lib.sh"
+need_built "$COHERENTD" "$COHCTL"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/coh-policy.XXXXXX") || exit 1
 # Reachable by the unprivileged caller of the permission checks.
@@ -55,8 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-. "$top_srcdir/tests/integration/lib.sh"
 
 # raw_call METHOD PARAMETERS [more]: one call on its own connection; prints the
 # replies (with "more", every one up to the last).

@@ -13,64 +13,45 @@ set -u
 : "${top_srcdir:?run through make check}"
 : "${top_builddir:?run through make check}"
 
-COHCTL="$top_builddir/cohctl"
-if [ ! -x "$COHCTL" ]; then
-	echo "Bail out! $COHCTL not built"
-	exit 1
-fi
-command -v python3 >/dev/null || { echo "Bail out! python3 missing"; exit 1; }
+. "$top_srcdir/tests/integration/lib.sh"
+need_built "$COHCTL"
 
 COHCTL_SOCKET=/nonexistent/coherentd.sock
 export COHCTL_SOCKET
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/coh-simulate.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 1' INT TERM
 
 n=0
-failed=0
-ok() { n=$((n + 1)); echo "ok $n - $1"; }
-not_ok() { n=$((n + 1)); failed=1; echo "not ok $n - $1"; }
-check() { # description, then a command
-	d=$1
-	shift
-	if "$@" >"$T/out" 2>"$T/err"; then ok "$d"; else not_ok "$d"; sed 's/^/# /' "$T/out" "$T/err"; fi
-}
-expect_exit() { # description, status, command...
-	d=$1
-	want=$2
-	shift 2
-	"$@" >"$T/out" 2>"$T/err"
-	got=$?
-	cp "$T/err" "$T/lasterr"
-	if [ "$got" = "$want" ]; then ok "$d"; else not_ok "$d (exit $got, expected $want)"; sed 's/^/# /' "$T/err"; fi
-}
+failures=0
 
 # ---- generation
 for k in hotset zipf scan; do
-	check "trace-generate --kind=$k" "$COHCTL" trace-generate --kind "$k" -o "$T/$k.trace"
-	check "$k: same seed, same trace" sh -c "'$COHCTL' trace-generate --kind $k -o - | cmp -s - '$T/$k.trace'"
-	check "$k: other seed, other trace" sh -c "! '$COHCTL' trace-generate --kind $k --seed 2 -o - | cmp -s - '$T/$k.trace'"
-	check "$k: versioned header" sh -c "head -n1 '$T/$k.trace' | grep -qx '# coherentd-trace v1'"
+	check "trace-generate --kind=$k" "$COHCTL" trace-generate --kind "$k" -o "$tmp/$k.trace"
+	check "$k: same seed, same trace" sh -c "'$COHCTL' trace-generate --kind $k -o - | cmp -s - '$tmp/$k.trace'"
+	check "$k: other seed, other trace" sh -c "! '$COHCTL' trace-generate --kind $k --seed 2 -o - | cmp -s - '$tmp/$k.trace'"
+	check "$k: versioned header" sh -c "head -n1 '$tmp/$k.trace' | grep -qx '# coherentd-trace v1'"
 done
-expect_exit "trace-generate without --kind" 2 "$COHCTL" trace-generate -o "$T/x"
-expect_exit "trace-generate --kind=bogus" 2 "$COHCTL" trace-generate --kind bogus -o "$T/x"
-expect_exit "trace-generate hot set larger than the regions" 2 \
-	"$COHCTL" trace-generate --kind hotset --regions 10 --hot-regions 11 -o "$T/x"
-expect_exit "trace-generate --regions=0" 2 "$COHCTL" trace-generate --kind zipf --regions 0 -o "$T/x"
-expect_exit "trace-generate without -o" 2 "$COHCTL" trace-generate --kind zipf
+expect_rc "trace-generate without --kind" 2 "$COHCTL" trace-generate -o "$tmp/x"
+expect_rc "trace-generate --kind=bogus" 2 "$COHCTL" trace-generate --kind bogus -o "$tmp/x"
+expect_rc "trace-generate hot set larger than the regions" 2 \
+	"$COHCTL" trace-generate --kind hotset --regions 10 --hot-regions 11 -o "$tmp/x"
+expect_rc "trace-generate --regions=0" 2 "$COHCTL" trace-generate --kind zipf --regions 0 -o "$tmp/x"
+expect_rc "trace-generate without -o" 2 "$COHCTL" trace-generate --kind zipf
 
 # ---- simulate: the relations that must hold
 for k in hotset zipf scan; do
-	check "simulate $k --json" "$COHCTL" simulate --trace "$T/$k.trace" --json
-	cp "$T/out" "$T/$k.json"
+	check "simulate $k --json" "$COHCTL" simulate --trace "$tmp/$k.trace" --json
+	cp "$tmp/out" "$tmp/$k.json"
 done
 check "simulate text output: header and four labelled rows" sh -c "
-	'$COHCTL' simulate --trace '$T/zipf.trace' > '$T/text' &&
-	grep -q '^POLICY' '$T/text' && grep -q '^oracle (per-tick optimum)' '$T/text' &&
-	grep -q '^baseline: memtierd-style heat' '$T/text' && grep -q '^baseline: LRU / hint-fault' '$T/text' &&
-	grep -q '^coherentd hot: policy' '$T/text'"
+	'$COHCTL' simulate --trace '$tmp/zipf.trace' > '$tmp/text' &&
+	grep -q '^POLICY' '$tmp/text' && grep -q '^oracle (per-tick optimum)' '$tmp/text' &&
+	grep -q '^baseline: memtierd-style heat' '$tmp/text' && grep -q '^baseline: LRU / hint-fault' '$tmp/text' &&
+	grep -q '^coherentd hot: policy' '$tmp/text'"
 
 relation() { # description, trace kind, python expression over r (policy -> result)
-	if python3 - "$T/$2.json" "$3" >"$T/py" 2>&1 <<'PY'
+	if python3 - "$tmp/$2.json" "$3" >"$tmp/py" 2>&1 <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
 r = {x["policy"]: x for x in d["results"]}
@@ -78,7 +59,7 @@ ok = eval(sys.argv[2])
 print({k: (round(v["hit_ratio"], 4), v["bytes_moved"], round(v["pingpong_fraction"], 4)) for k, v in r.items()})
 sys.exit(0 if ok else 1)
 PY
-	then ok "$1"; else not_ok "$1"; sed 's/^/# /' "$T/py"; fi
+	then ok "$1" 0; else ok "$1" 1 "$tmp/py"; fi
 }
 
 for k in hotset zipf scan; do
@@ -102,31 +83,31 @@ relation "scan: ours keeps the hot set and moves less than LRU" scan \
 	'r["ours"]["hit_ratio"] >= 0.9 and r["ours"]["bytes_moved"] < r["lru"]["bytes_moved"]'
 
 # A device as large as the footprint: nothing is ever missed after the first tick.
-check "simulate --device-size=4G (everything fits)" "$COHCTL" simulate --trace "$T/hotset.trace" --device-size 4G --json
-cp "$T/out" "$T/big.json"
+check "simulate --device-size=4G (everything fits)" "$COHCTL" simulate --trace "$tmp/hotset.trace" --device-size 4G --json
+cp "$tmp/out" "$tmp/big.json"
 relation "device holding everything: ours misses only the first ticks, moves each region once at most" big \
 	'r["ours"]["bytes_moved"] <= 1024 * 2 * 2**20 and r["ours"]["pingpong_fraction"] == 0 and r["ours"]["hit_ratio"] > 0.98'
 
 # --config: a rate limit caps the bytes moved per tick.
-printf '[Daemon]\nTickSec=1s\n[Policy]\nRateLimitMiB=64\n' > "$T/rate.conf"
-check "simulate --config with RateLimitMiB=64" "$COHCTL" simulate --trace "$T/hotset.trace" --config "$T/rate.conf" --json
-cp "$T/out" "$T/rate.json"
+printf '[Daemon]\nTickSec=1s\n[Policy]\nRateLimitMiB=64\n' > "$tmp/rate.conf"
+check "simulate --config with RateLimitMiB=64" "$COHCTL" simulate --trace "$tmp/hotset.trace" --config "$tmp/rate.conf" --json
+cp "$tmp/out" "$tmp/rate.json"
 relation "rate limit: ours moved at most 64 MiB per tick" rate \
 	'r["ours"]["bytes_moved"] <= 200 * 64 * 2**20 and r["lru"]["bytes_moved"] <= 200 * 64 * 2**20'
 
 # ---- errors
-printf '# coherentd-trace v1\nregion 0 0 4096\ntick 1\naccess 3 1\n' > "$T/bad.trace"
-expect_exit "simulate: an access to an undeclared region is exit 2" 2 "$COHCTL" simulate --trace "$T/bad.trace"
-check "simulate: the message names the file and line" grep -q "bad.trace:4:" "$T/lasterr"
-printf '# coherentd-trace v9\n' > "$T/v9.trace"
-expect_exit "simulate: an unknown version is exit 2" 2 "$COHCTL" simulate --trace "$T/v9.trace"
-check "simulate: ... at line 1" grep -q "v9.trace:1:" "$T/lasterr"
-expect_exit "simulate: a missing file is exit 1" 1 "$COHCTL" simulate --trace "$T/none.trace"
-expect_exit "simulate: no --trace is exit 2" 2 "$COHCTL" simulate
-expect_exit "simulate: --device-size=0 is exit 2" 2 "$COHCTL" simulate --trace "$T/zipf.trace" --device-size 0
-printf '[Policy]\nHotThreshold=1\nNoSuchKey=1\n' > "$T/bad.conf"
-expect_exit "simulate: an unknown [Policy] key is exit 2" 2 "$COHCTL" simulate --trace "$T/zipf.trace" --config "$T/bad.conf"
-check "simulate: ... naming its line" grep -q "bad.conf:3:" "$T/lasterr"
+printf '# coherentd-trace v1\nregion 0 0 4096\ntick 1\naccess 3 1\n' > "$tmp/bad.trace"
+expect_rc "simulate: an access to an undeclared region is exit 2" 2 "$COHCTL" simulate --trace "$tmp/bad.trace"
+err_has "simulate: the message names the file and line" "bad.trace:4:"
+printf '# coherentd-trace v9\n' > "$tmp/v9.trace"
+expect_rc "simulate: an unknown version is exit 2" 2 "$COHCTL" simulate --trace "$tmp/v9.trace"
+err_has "simulate: ... at line 1" "v9.trace:1:"
+expect_rc "simulate: a missing file is exit 1" 1 "$COHCTL" simulate --trace "$tmp/none.trace"
+expect_rc "simulate: no --trace is exit 2" 2 "$COHCTL" simulate
+expect_rc "simulate: --device-size=0 is exit 2" 2 "$COHCTL" simulate --trace "$tmp/zipf.trace" --device-size 0
+printf '[Policy]\nHotThreshold=1\nNoSuchKey=1\n' > "$tmp/bad.conf"
+expect_rc "simulate: an unknown [Policy] key is exit 2" 2 "$COHCTL" simulate --trace "$tmp/zipf.trace" --config "$tmp/bad.conf"
+err_has "simulate: ... naming its line" "bad.conf:3:"
 
 echo "1..$n"
-exit $failed
+[ "$failures" -eq 0 ]

@@ -37,10 +37,8 @@ set -u
 : "${top_builddir:?run through make check}"
 : "${FIXTURES:?run through make check}"
 
-COHERENTD="$top_builddir/coherentd"
-COHCTL="$top_builddir/cohctl"
+. "$top_srcdir/tests/integration/lib.sh"
 PLUGIN="$top_builddir/slurm/.libs/coherent.so"
-RAW="python3 $top_srcdir/tests/integration/varlink-raw.py"
 DEV=dev0  # node 0 of this host, configured as a device below
 
 skip_all() {
@@ -59,16 +57,7 @@ done
 if [ "$(id -u)" -ne 0 ]; then
 	skip_all "slurmd needs root"
 fi
-for f in "$COHERENTD" "$COHCTL" "$PLUGIN"; do
-	if [ ! -e "$f" ]; then
-		echo "Bail out! $f not built"
-		exit 1
-	fi
-done
-if ! command -v python3 >/dev/null; then
-	echo "Bail out! python3 is needed (Debian: python3)"
-	exit 1
-fi
+need_built "$COHERENTD" "$COHCTL" "$PLUGIN"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/coh-slurm.XXXXXX") || exit 1
 # munged insists that everyone may reach its socket's directory.
@@ -121,8 +110,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM
-
-. "$top_srcdir/tests/integration/lib.sh"
 
 # wait_for DESCRIPTION COMMAND...: until COMMAND succeeds. The bound (120 s) only
 # stops a hang; no result depends on how fast this happens.
@@ -187,16 +174,6 @@ import json, sys
 j = json.load(open(sys.argv[1]))
 p = [e["policy"] for e in j["policies"] if e.get("job") == int(sys.argv[2])]
 print(p[0] if len(p) == 1 else ("-" if not p else "several: %s" % p))' "$tmp/list.json" "$1"
-}
-
-# same DESCRIPTION GOT WANT
-same() {
-	if [ "$2" = "$3" ]; then
-		ok "$1" 0
-	else
-		printf 'got:  %s\nwant: %s\n' "$2" "$3" >"$tmp/detail"
-		ok "$1" 1 "$tmp/detail"
-	fi
 }
 
 # job_gone JOB: Slurm is done with JOB (not pending, running, completing...).
