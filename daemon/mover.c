@@ -523,6 +523,22 @@ static uint64_t now_usec(void)
 }
 
 /*
+ * Whether the residency after the move is worth asking for: bytes_out
+ * (manager_account_migration()) counts only what a device held before and
+ * holds less of after. When the before snapshot shows nothing on a device
+ * (pages only in system RAM, or none), nothing can have left one, and the
+ * after snapshot, a second pass over the process's mappings in the backend
+ * (cohmem: one RESIDENCY per mapping), is left out: have_after stays false.
+ */
+static bool snapshot_on_device(const MigrateSnapshot *snap)
+{
+	for (size_t i = 0; i < snap->n_before; i++)
+		if (!snap->before[i].system && snap->before[i].bytes > 0)
+			return true;
+	return false;
+}
+
+/*
  * A backend said -ESRCH (no address space any more) for a process that was
  * alive when the request started: has it exited? A killed process drops its
  * address space early in its exit and becomes a zombie (its pidfd polls
@@ -543,6 +559,7 @@ int migrate_run(const MigrateRequest *req, MoverJob *job, MigrateResult *result)
 	MoveCounts step_counts[MIGRATE_STEPS_MAX] = {};
 	uint64_t t0 = now_usec();
 	size_t done_steps = 0;
+	bool stepped = false;   /* a backend moved (or tried to) for an earlier step */
 	long ps = sysconf(_SC_PAGESIZE);
 	int r = 0;
 
@@ -596,6 +613,19 @@ int migrate_run(const MigrateRequest *req, MoverJob *job, MigrateResult *result)
 			p.pages_before += move_counts_total(&step_counts[k]);
 		}
 
+		/*
+		 * A step that takes pages off its backend's devices to system RAM
+		 * before another step (cohmem's pools, then numa), whose snapshot
+		 * just found nothing on them, has nothing to move: its counts
+		 * would only be merged for the pages it moved or could not move
+		 * (migrate_merge_system_counts()), none, and the next step counts
+		 * every page of the range.
+		 */
+		if (!req->dry_run && i + 1 < req->n_steps && st->snapshot && st->target.system &&
+		    !snapshot_on_device(&result->snapshots[i])) {
+			done_steps = i + 1;
+			continue;
+		}
 		if (req->dry_run)
 			r = migrate_predict(st->backend->ops, st->backend->backend, req->root,
 					    req->pid, req->start, req->length, &st->target,
@@ -611,7 +641,7 @@ int migrate_run(const MigrateRequest *req, MoverJob *job, MigrateResult *result)
 		 * migrate_pages(2) call of a whole process is one step for it).
 		 */
 		if (r == BACKEND_MOVE_EXITED ||
-		    (r == -ESRCH && (i > 0 || exited_after_esrch(req->pidfd)))) {
+		    (r == -ESRCH && (stepped || exited_after_esrch(req->pidfd)))) {
 			result->target_exited = true;
 			done_steps = i + 1;
 			r = 0;
@@ -624,6 +654,7 @@ int migrate_run(const MigrateRequest *req, MoverJob *job, MigrateResult *result)
 			break;
 		}
 		done_steps = i + 1;
+		stepped = true;
 	}
 	if (r < 0 && r != -ECANCELED)
 		goto finish;
@@ -632,7 +663,7 @@ int migrate_run(const MigrateRequest *req, MoverJob *job, MigrateResult *result)
 		const MigrateStep *st = &req->steps[i];
 		MigrateSnapshot *snap = &result->snapshots[i];
 
-		if (st->snapshot)
+		if (st->snapshot && snapshot_on_device(snap))
 			snap->have_after = st->backend->ops->residency(st->backend->backend, req->pid,
 								       req->start, req->length,
 								       &snap->after,
@@ -642,6 +673,8 @@ int migrate_run(const MigrateRequest *req, MoverJob *job, MigrateResult *result)
 		const BackendRef *b = req->observers[i].backend;
 		MigrateSnapshot *snap = &result->observed[i];
 
+		if (!snapshot_on_device(snap))
+			continue;
 		snap->have_after = b->ops->residency(b->backend, req->pid, req->start, req->length,
 						     &snap->after, &snap->n_after) >= 0;
 	}

@@ -430,9 +430,92 @@ static void test_migrate_snapshot(void **state)
 		assert_int_equal(fake_calls(o->backend, FAKE_OP_RESIDENCY), 2);
 		assert_false(res.observed[0].have_after);
 		migrate_result_done(&res);
+
+		/*
+		 * Nothing on a device before: nothing can leave one, so no
+		 * residency after (for the observer nor for a step).
+		 */
+		assert_int_equal(fake_set_pages(o->backend, P_MAIN, ANON_START + 48 * PG, 4,
+						FAKE_SYSTEM, 0), 0);
+		request_init(&req, b, P_MAIN, 0, 0, false);
+		req.observers[0].backend = backend_ref_ref(o);
+		req.n_observers = 1;
+		assert_int_equal(migrate_run(&req, NULL, &res), 0);
+		migrate_request_done(&req);
+		assert_int_equal(fake_calls(o->backend, FAKE_OP_RESIDENCY), 3);
+		assert_false(res.observed[0].have_after);
+		assert_int_equal(residency_bytes_on(res.observed[0].before, res.observed[0].n_before,
+						    &sys), (52 + FILE_PAGES + SHARED_PAGES) * PG);
+		migrate_result_done(&res);
+
+		request_init(&req, o, P_MAIN, 0, 0, false);
+		req.steps[0].target = (BackendTarget) { .system = true, .id = -1 };
+		req.steps[0].snapshot = true;
+		assert_int_equal(migrate_run(&req, NULL, &res), 0);
+		migrate_request_done(&req);
+		assert_int_equal(fake_calls(o->backend, FAKE_OP_RESIDENCY), 4);
+		assert_int_equal(fake_calls(o->backend, FAKE_OP_MOVE), 1);
+		assert_false(res.snapshots[0].have_after);
+		assert_int_equal(res.counts.already, 52);
+		assert_int_equal(res.counts.migrated, 0);
+		migrate_result_done(&res);
 		backend_ref_unref(o);
 	}
 	backend_ref_unref(b);
+}
+
+/*
+ * A move to system RAM in two steps: the first step's backend has nothing on
+ * its devices before, so it is not asked to move (nor for its residency after),
+ * and the counts are the second step's.
+ */
+static void test_migrate_skip_empty_step(void **state)
+{
+	MigrateRequest req;
+	MigrateResult res;
+	BackendRef *pools, *nodes;
+	MoveCounts once;
+
+	assert_int_equal(backend_ref_open(&backend_fake_ops, NULL, &pools), 0);
+	assert_int_equal(backend_ref_open(&backend_fake_ops, NULL, &nodes), 0);
+
+	/* What the second step alone counts. */
+	request_init(&req, nodes, P_MAIN, 0, 0, true);
+	req.steps[0].target = (BackendTarget) { .system = true, .id = -1 };
+	assert_int_equal(migrate_run(&req, NULL, &res), 0);
+	migrate_request_done(&req);
+	once = res.counts;
+	assert_int_equal(once.migrated, 4);
+	migrate_result_done(&res);
+
+	for (int on_device = 0; on_device <= 1; on_device++) {
+		unsigned moves = fake_calls(pools->backend, FAKE_OP_MOVE);
+
+		assert_int_equal(fake_set_pages(pools->backend, P_MAIN, ANON_START + 48 * PG, 4,
+						on_device ? 0 : FAKE_SYSTEM, 0), 0);
+		assert_int_equal(fake_set_pages(nodes->backend, P_MAIN, ANON_START + 48 * PG, 4,
+						0, 0), 0);
+		request_init(&req, pools, P_MAIN, 0, 0, false);
+		req.steps[0].target = (BackendTarget) { .system = true, .id = -1 };
+		req.steps[0].snapshot = true;
+		req.steps[1] = (MigrateStep) {
+			.backend = backend_ref_ref(nodes),
+			.target = { .system = true, .id = -1 },
+			.snapshot = true,
+		};
+		req.n_steps = 2;
+		assert_int_equal(migrate_run(&req, NULL, &res), 0);
+		migrate_request_done(&req);
+		assert_int_equal(fake_calls(pools->backend, FAKE_OP_MOVE), moves + on_device);
+		assert_int_equal(res.snapshots[0].have_after, on_device);
+		assert_true(res.snapshots[1].have_after);
+		/* Without the first step's move, exactly the second step's counts. */
+		if (!on_device)
+			assert_memory_equal(&res.counts, &once, sizeof(once));
+		migrate_result_done(&res);
+	}
+	backend_ref_unref(nodes);
+	backend_ref_unref(pools);
 }
 
 /* ------------------------------------------------------------------ the job machinery */
@@ -669,6 +752,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_migrate_exit_uncounted, setup_migrate,
 						teardown_migrate),
 		cmocka_unit_test_setup_teardown(test_migrate_exit_zombie, setup_migrate,
+						teardown_migrate),
+		cmocka_unit_test_setup_teardown(test_migrate_skip_empty_step, setup_migrate,
 						teardown_migrate),
 		cmocka_unit_test_setup_teardown(test_migrate_snapshot, setup_migrate,
 						teardown_migrate),
