@@ -373,6 +373,14 @@ static const Device *device_of_index(const Placement *p, int index)
 	return devices_find(p->manager->devices, p->manager->n_devices, p->devices_seen[index]);
 }
 
+/* The device at index is there and a cohmem pool (system RAM and gone devices are not). */
+static bool index_is_pool(const Placement *p, int index)
+{
+	const Device *d = device_of_index(p, index);
+
+	return d && d->kind == DEVICE_KIND_COHMEM;
+}
+
 static const char *index_name(const Placement *p, int index)
 {
 	return index < 0 ? "system" : p->devices_seen[index];
@@ -1172,6 +1180,7 @@ static void move_done(MoverJob *j, int r, void *userdata)
 	    (present == 0 || (res->counts.migrated + res->counts.already) * 2 > present)) {
 		PidResidency *pr = residency_find(p, mv->req.pid);
 		int at = present == 0 ? POLICY_SYSTEM_RAM : mv->destination;
+		bool to_pool = index_is_pool(p, at);
 
 		if (pr && extents_set(pr, mv->req.start, mv->req.start + mv->req.length, at,
 				      p->tick_now_usec) < 0)
@@ -1185,8 +1194,6 @@ static void move_done(MoverJob *j, int r, void *userdata)
 		 */
 		regs = tracker_engine_regions(p->tracker, mv->req.pid, &n);
 		for (size_t k = 0; regs && k < n; k++) {
-			const Device *d = device_of_index(p, mv->destination);
-			bool to_pool = at >= 0 && d && d->kind == DEVICE_KIND_COHMEM;
 			uint64_t s = regs[k].start, e = regs[k].start + regs[k].length;
 
 			if (e <= mv->req.start || s >= mv->req.start + mv->req.length)
@@ -1444,8 +1451,7 @@ static int placement_build(Placement *p, Plan *pl, size_t *ret_n_devices)
 				};
 				if (res >= 0 && res == pl->targets[o->target].device)
 					st->device_bytes += to - at;
-				if (res >= 0 && device_of_index(p, res) &&
-				    device_of_index(p, res)->kind == DEVICE_KIND_COHMEM)
+				if (index_is_pool(p, res))
 					pool = true;
 				if (e && to == e->end)
 					x++;
